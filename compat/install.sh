@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what the compat suite needs; idempotent, and fast when already done.
+#   - kcat (Debian package) if it is not on PATH
+#   - a Python venv at compat/.cache/venv with compat/requirements.txt (pinned)
+#   - Apache Kafka jars (broker, tools, clients, log4j2) from compat/kafka-deps/pom.xml
+#     into compat/.cache/kafka-lib
+# Each step leaves a marker holding the sha256 of its input; a step whose marker
+# matches is skipped. Meant to run as root on a fresh Debian machine (CI); uses sudo
+# for apt when not root.
+set -euo pipefail
+
+COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="$COMPAT_DIR/.cache"
+VENV="$CACHE/venv"
+LIB="$CACHE/kafka-lib"
+mkdir -p "$CACHE"
+
+log() { echo "[compat/install] $*"; }
+die() { echo "[compat/install] ERROR: $*" >&2; exit 1; }
+trap 'echo "[compat/install] FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install -y $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
+}
+
+# --- system tools -----------------------------------------------------------------
+if command -v kcat >/dev/null 2>&1; then
+  log "kcat present: $(command -v kcat)"
+else
+  apt_install kcat
+fi
+command -v java >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless
+command -v mvn >/dev/null 2>&1 || apt_install maven
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+
+# --- Python venv -------------------------------------------------------------------
+REQ="$COMPAT_DIR/requirements.txt"
+REQ_HASH="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$REQ_HASH" ]; then
+  log "venv up to date: $VENV"
+else
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    if ! python3 -m venv "$VENV"; then
+      # Debian's python3 ships venv/ensurepip separately.
+      rm -rf "$VENV"
+      apt_install python3-venv
+      python3 -m venv "$VENV"
+    fi
+  fi
+  log "pip install -r $REQ"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+  echo "$REQ_HASH" > "$VENV/.requirements.sha256"
+fi
+
+# --- Apache Kafka jars -----------------------------------------------------------
+POM="$COMPAT_DIR/kafka-deps/pom.xml"
+POM_HASH="$(sha256sum "$POM" | cut -d' ' -f1)"
+if [ -f "$LIB/.pom.sha256" ] && [ "$(cat "$LIB/.pom.sha256")" = "$POM_HASH" ] \
+    && ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1; then
+  log "kafka jars up to date: $LIB"
+else
+  log "resolving Kafka jars with Maven into $LIB"
+  rm -rf "$LIB"
+  mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIB"
+  ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1 || die "kafka_2.13 jar missing after mvn"
+  echo "$POM_HASH" > "$LIB/.pom.sha256"
+fi
+
+# --- sanity checks -------------------------------------------------------------------
+"$VENV/bin/python" - <<'PY'
+import confluent_kafka, kafka, pytest, snappy, lz4.frame, zstandard  # noqa: F401
+from kafka.codec import has_gzip, has_snappy, has_lz4, has_zstd
+missing = [n for n, ok in [("gzip", has_gzip()), ("snappy", has_snappy()),
+                           ("lz4", has_lz4()), ("zstd", has_zstd())] if not ok]
+if missing:
+    raise SystemExit(f"kafka-python codecs missing: {missing}")
+print(f"[compat/install] python: confluent-kafka {confluent_kafka.__version__} "
+      f"(librdkafka {confluent_kafka.libversion()[0]}), kafka-python {kafka.__version__}, "
+      f"pytest {pytest.__version__}")
+PY
+log "kcat: $(kcat -V 2>&1 | head -1)"
+log "java: $(java -version 2>&1 | head -1)"
+log "kafka jars: $(cd "$LIB" && ls kafka_2.13-*.jar kafka-tools-*.jar kafka-clients-*.jar | tr '\n' ' ')"
+log "done"

@@ -1,0 +1,319 @@
+"""Start, kill and restart a single broker for the compat suite (and benchmarks).
+
+Two kinds, same interface:
+  * ``SluiceBroker``: the sluice binary
+    (``sluice --listen H:P --advertise H:P --data-dir DIR --node-id 1 [--override k=v]...``).
+  * ``KafkaBroker``: the real Apache Kafka from ``compat/.cache/kafka-lib`` (installed by
+    ``compat/install.sh``), KRaft combined mode (broker+controller), one node, formatted
+    with ``StorageTool format --standalone``, replication factor 1 for internal topics.
+
+Both listen on a free loopback port chosen once, so ``restart()`` / ``kill9()`` +
+``start()`` keep the same address and data dir. The broker's output (stderr for sluice,
+log4j for Kafka) goes to ``<work_dir>/broker.log`` (appended across restarts);
+``log_tail()`` returns its end for failure reports.
+
+Readiness = a TCP connect succeeds AND a raw ApiVersions v0 request gets a well-formed
+answer (client independent; see ``api_versions``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+COMPAT_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = COMPAT_DIR.parent
+KAFKA_LIB = COMPAT_DIR / ".cache" / "kafka-lib"
+KAFKA_DEPS = COMPAT_DIR / "kafka-deps"
+HOST = "127.0.0.1"
+
+_LIVE: set["Broker"] = set()
+
+
+def _stop_all_at_exit() -> None:
+    for b in list(_LIVE):
+        b.stop()
+
+
+atexit.register(_stop_all_at_exit)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(buf)}/{n} bytes")
+        buf += chunk
+    return buf
+
+
+def api_versions(host: str, port: int, timeout_s: float = 2.0) -> dict[int, tuple[int, int]]:
+    """One raw ApiVersions v0 round trip; returns {api_key: (min, max)}.
+
+    Request v0: header (api_key=18, api_version=0, correlation_id, client_id) and an
+    empty body. Response v0: correlation_id, error_code, [api_key, min, max]. Error 35
+    (UNSUPPORTED_VERSION) still carries the ranges (KIP-511), so it counts as an answer.
+    """
+    correlation_id = 0x5C0FFEE
+    client_id = b"compat-ready"
+    header = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendall(struct.pack(">i", len(header)) + header)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        if not 6 <= size <= 1 << 20:
+            raise ValueError(f"ApiVersions response size {size} out of range")
+        body = _recv_exact(sock, size)
+    corr, error_code, count = struct.unpack_from(">ihi", body, 0)
+    if corr != correlation_id:
+        raise ValueError(f"ApiVersions correlation id {corr:#x} != {correlation_id:#x}")
+    if error_code not in (0, 35):
+        raise ValueError(f"ApiVersions error_code {error_code}")
+    if not 0 < count <= 1000 or len(body) < 10 + 6 * count:
+        raise ValueError(f"ApiVersions bad api count {count} for {len(body)} bytes")
+    out = {}
+    for i in range(count):
+        key, lo, hi = struct.unpack_from(">hhh", body, 10 + 6 * i)
+        out[key] = (lo, hi)
+    if 18 not in out:
+        raise ValueError("ApiVersions response does not list ApiVersions (18)")
+    return out
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+class Broker:
+    """Common lifecycle. Subclasses provide ``_command()`` and optionally ``_prepare()``."""
+
+    kind = "?"
+
+    def __init__(self, work_dir: Path, overrides: dict[str, str] | None = None,
+                 start_timeout_s: float = 60.0):
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.work_dir / "data"
+        self.log_path = self.work_dir / "broker.log"
+        self.overrides = dict(overrides or {})
+        self.start_timeout_s = start_timeout_s
+        self.host = HOST
+        self.port = free_port()
+        self.bootstrap = f"{self.host}:{self.port}"
+        self.node_id = 1
+        self.proc: subprocess.Popen | None = None
+        self._prepared = False
+
+    # -- subclass hooks ----------------------------------------------------------------
+    def _prepare(self) -> None:
+        """One-time setup before the first start (e.g. formatting storage)."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            raise BrokerError(f"{self.kind} broker already running (pid {self.proc.pid})")
+        if not self._prepared:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._prepare()
+            self._prepared = True
+        cmd = self._command()
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== compat: starting {self.kind}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            # Own session: a Ctrl-C in the terminal must not kill it behind our back.
+            self.proc = subprocess.Popen(cmd, cwd=self.work_dir, env=self._env(),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        _LIVE.add(self)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        last_err: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError(f"{self.kind} broker exited with {self.proc.returncode} "
+                                  f"during startup\n{self.log_tail()}")
+            try:
+                api_versions(self.host, self.port, timeout_s=2.0)
+                return
+            except (OSError, ValueError, struct.error) as e:
+                last_err = e
+                time.sleep(0.1)
+        raise BrokerError(f"{self.kind} broker not ready on {self.bootstrap} after "
+                          f"{self.start_timeout_s}s (last error: {last_err!r})\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        """SIGKILL, no shutdown path at all; waits until the process is gone."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise BrokerError(f"{self.kind} broker is not running")
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._note(f"killed with SIGKILL (pid {self.proc.pid})")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Graceful stop (SIGTERM), SIGKILL if it does not exit in time."""
+        _LIVE.discard(self)
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self._note(f"stopped, exit code {self.proc.returncode}")
+
+    def restart(self) -> None:
+        """Graceful stop, then start on the same port and data dir."""
+        self.stop()
+        self.start()
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return f"(no broker log at {self.log_path})"
+        return f"--- last {min(lines, len(text))} lines of {self.log_path} ---\n" + \
+            "\n".join(text[-lines:])
+
+    def _note(self, msg: str) -> None:
+        with open(self.log_path, "a") as log:
+            log.write(f"===== compat: {msg}\n")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.bootstrap} data={self.data_dir}>"
+
+
+class SluiceBroker(Broker):
+    kind = "sluice"
+
+    def __init__(self, work_dir: Path, binary: str | os.PathLike | None = None, **kw):
+        super().__init__(work_dir, **kw)
+        binary = Path(binary or os.environ.get("SLUICE_BIN", "target/release/sluice"))
+        self.binary = binary if binary.is_absolute() else REPO_ROOT / binary
+        if not self.binary.is_file():
+            raise BrokerError(f"sluice binary not found at {self.binary} "
+                              f"(build it with `cargo build --release` or set SLUICE_BIN)")
+
+    def _command(self) -> list[str]:
+        cmd = [str(self.binary), "--listen", self.bootstrap, "--advertise", self.bootstrap,
+               "--data-dir", str(self.data_dir), "--node-id", str(self.node_id)]
+        for k, v in self.overrides.items():
+            cmd += ["--override", f"{k}={v}"]
+        return cmd
+
+
+def java_command(main: str, *args: str, heap: str = "256m", broker: bool = False,
+                 fast_start: bool = True, jvm_opts: tuple[str, ...] = ()) -> list[str]:
+    """``java -cp 'compat/.cache/kafka-lib/*' MAIN ARGS`` with the compat log4j2 config.
+
+    ``main`` is a class name or a single-file source program (``.java``, Java's source
+    launcher). ``fast_start`` (C1 only) shortens the JVM start of short-lived tools.
+    """
+    if not any(KAFKA_LIB.glob("kafka-clients-*.jar")):
+        raise BrokerError(f"no Kafka jars in {KAFKA_LIB}: run compat/install.sh")
+    log_cfg = KAFKA_DEPS / ("log4j2-broker.properties" if broker else "log4j2-tools.properties")
+    cmd = ["java", f"-Xmx{heap}", "-Djava.awt.headless=true",
+           f"-Dlog4j2.configurationFile={log_cfg}"]
+    if fast_start:
+        cmd += ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    return cmd + list(jvm_opts) + ["-cp", f"{KAFKA_LIB}/*", main, *args]
+
+
+class KafkaBroker(Broker):
+    kind = "kafka"
+
+    def __init__(self, work_dir: Path, heap: str = "512m", **kw):
+        super().__init__(work_dir, **kw)
+        self.heap = heap
+        self.controller_port = free_port()
+        self.config_path = self.work_dir / "server.properties"
+
+    def _config(self) -> dict[str, str]:
+        cfg = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},"
+                         f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}",
+            "log.dirs": str(self.data_dir),
+            # One node: every internal topic at replication factor 1.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # After a SIGKILL the restarted node's broker registration is refused with
+            # DUPLICATE_BROKER_REGISTRATION until the dead incarnation's session expires
+            # (default 9 s); a short session keeps crash-restart tests fast.
+            "broker.session.timeout.ms": "2000",
+            "broker.heartbeat.interval.ms": "500",
+        }
+        cfg.update(self.overrides)
+        return cfg
+
+    def _prepare(self) -> None:
+        self.config_path.write_text(
+            "".join(f"{k}={v}\n" for k, v in self._config().items()))
+        # A Kafka cluster id is a base64url UUID without padding (22 chars); like
+        # Kafka's own Uuid.randomUuid(), avoid a leading '-' (it reads as an option).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = java_command("kafka.tools.StorageTool", "format", "--standalone",
+                           "-t", cluster_id, "-c", str(self.config_path))
+        res = subprocess.run(cmd, cwd=self.work_dir, capture_output=True, text=True,
+                             timeout=120)
+        with open(self.log_path, "a") as log:
+            log.write(f"===== compat: {' '.join(cmd)}\n{res.stdout}{res.stderr}")
+        if res.returncode != 0:
+            raise BrokerError(f"kafka storage format failed ({res.returncode}):\n"
+                              f"{res.stdout}\n{res.stderr}")
+
+    def _command(self) -> list[str]:
+        return java_command("kafka.Kafka", str(self.config_path), heap=self.heap,
+                            broker=True, fast_start=False,
+                            jvm_opts=(f"-Xms{self.heap}", "-XX:+UseG1GC",
+                                      "-XX:MaxGCPauseMillis=20"))
+
+
+def make_broker(kind: str, work_dir: Path, **kw) -> Broker:
+    kind = kind.lower()
+    if kind == "sluice":
+        return SluiceBroker(work_dir, **kw)
+    if kind == "kafka":
+        return KafkaBroker(work_dir, **kw)
+    raise BrokerError(f"unknown broker kind {kind!r} (expected 'sluice' or 'kafka')")

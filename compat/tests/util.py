@@ -1,0 +1,38 @@
+"""Small helpers shared by the compat tests (importable as ``util``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import uuid
+
+
+def unique_topic(label: str) -> str:
+    """A topic name no other test (or earlier run on the same data dir) uses."""
+    clean = re.sub(r"[^a-zA-Z0-9._-]+", "-", label).strip("-.")[:80]
+    return f"{clean}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 30.0):
+    """Wait until Metadata shows ``name`` with ``partitions`` partitions, each with a
+    leader; returns the confluent_kafka TopicMetadata."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic=name, timeout=10)
+        last = md.topics.get(name)
+        if (last is not None and last.error is None and len(last.partitions) == partitions
+                and all(p.leader >= 0 and p.error is None for p in last.partitions.values())):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"topic {name} not ready with {partitions} partitions: {last!r}")
+
+
+def describe_proc(res: subprocess.CompletedProcess) -> str:
+    """Everything needed to understand a failed subprocess, for assertion messages."""
+    return (f"command: {' '.join(map(str, res.args))}\nexit: {res.returncode}\n"
+            f"--- stdout ---\n{res.stdout[-4000:]}\n--- stderr ---\n{res.stderr[-4000:]}")

@@ -1,0 +1,107 @@
+//! Fetch (1): whole batches straight from the log, up to the high watermark.
+//!
+//! Sessionless: we answer `session_id` 0, so clients keep sending full requests,
+//! and a full response lists every partition asked for (the Java client drops
+//! responses that omit one). When fewer than `min_bytes` are available the
+//! request waits, up to `max_wait_ms`, for any high watermark to move.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+use super::{RequestContext, log_error_code};
+use crate::broker::Broker;
+use crate::protocol::ResponseError;
+
+/// A long-poll never waits longer than this, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = FetchResponse> + Send + 'static {
+    let broker = ctx.broker.clone();
+    let v = ctx.api_version;
+    async move {
+        let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut progress = broker.logs.subscribe_progress();
+        loop {
+            progress.borrow_and_update();
+            let (resp, bytes) = read_all(&broker, &req, v);
+            let has_error = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
+            if bytes >= req.min_bytes.max(1) as usize || has_error || tokio::time::Instant::now() >= deadline {
+                return resp;
+            }
+            // Woken by any partition's progress; re-read and re-check min_bytes.
+            if tokio::time::timeout_at(deadline, progress.changed()).await.is_err() {
+                return read_all(&broker, &req, v).0;
+            }
+        }
+    }
+}
+
+fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse, usize) {
+    let image = broker.image();
+    let mut budget = if req.max_bytes <= 0 { 0 } else { req.max_bytes as usize };
+    let mut total = 0usize;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = if v >= 13 { image.topic_by_id(&ft.topic_id) } else { image.topic(&ft.topic) };
+        let mut out = FetchableTopicResponse::default();
+        if v >= 13 {
+            out.topic_id = ft.topic_id;
+        } else {
+            out.topic = ft.topic.clone();
+        }
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
+            let unknown = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            let Some(topic) = topic else {
+                pd.error_code = unknown.code();
+                out.partitions.push(pd);
+                continue;
+            };
+            let p = match broker.partition(topic, fp.partition) {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    out.partitions.push(pd);
+                    continue;
+                }
+                Err(e) => {
+                    pd.error_code = log_error_code(&e);
+                    out.partitions.push(pd);
+                    continue;
+                }
+            };
+            let epoch = topic.partitions[fp.partition as usize].leader_epoch;
+            if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {
+                pd.error_code = if fp.current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch }.code();
+                out.partitions.push(pd);
+                continue;
+            }
+            let hw = p.high_watermark();
+            pd.high_watermark = hw;
+            pd.last_stable_offset = hw;
+            pd.log_start_offset = p.log_start_offset();
+            let part_max = (fp.partition_max_bytes.max(0) as usize).min(budget);
+            // KIP-74: the first non-empty batch of a response is returned whole even
+            // past the limits, so a large record can never stall a consumer.
+            let min_one = total == 0;
+            match p.read(fp.fetch_offset, part_max, min_one) {
+                Ok(r) => {
+                    let n = r.records.len();
+                    total += n;
+                    budget = budget.saturating_sub(n);
+                    pd.log_start_offset = r.log_start_offset;
+                    pd.records = Some(r.records);
+                }
+                Err(e) => pd.error_code = log_error_code(&e),
+            }
+            out.partitions.push(pd);
+        }
+        topics.push(out);
+    }
+    (FetchResponse::default().with_responses(topics), total)
+}

@@ -1,0 +1,85 @@
+//! ListOffsets (2): earliest, latest, max-timestamp and by-timestamp offsets.
+//! Spark calls this around every poll, so earliest/latest read cached atomics and
+//! take no log lock.
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{RequestContext, log_error_code};
+use crate::protocol::ResponseError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let v = ctx.api_version;
+    let image = ctx.broker.image();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = image.topic(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
+                    let Some(topic) = topic else {
+                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                        return r;
+                    };
+                    let log = match ctx.broker.partition(topic, p.partition_index) {
+                        Ok(Some(l)) => l,
+                        Ok(None) => {
+                            r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                            return r;
+                        }
+                        Err(e) => {
+                            r.error_code = log_error_code(&e);
+                            return r;
+                        }
+                    };
+                    let epoch = topic.partitions[p.partition_index as usize].leader_epoch;
+                    if v >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        r.error_code = if p.current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch }.code();
+                        return r;
+                    }
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        // No tiered storage: nothing is pending upload.
+                        EARLIEST_PENDING_UPLOAD => Ok(None),
+                        // Never point past the high watermark: those records are not readable yet.
+                        MAX_TIMESTAMP => log.with_log(|l| Ok(l.max_timestamp())).map(|o| below(o, log.high_watermark())),
+                        ts if ts >= 0 => log.with_log(|l| l.offset_for_timestamp(ts)).map(|o| below(o, log.high_watermark())),
+                        _ => {
+                            r.error_code = ResponseError::InvalidRequest.code();
+                            return r;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            if v >= 4 {
+                                r.leader_epoch = epoch;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => r.error_code = log_error_code(&e),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn below(found: Option<(i64, i64)>, high_watermark: i64) -> Option<(i64, i64)> {
+    found.filter(|(offset, _)| *offset < high_watermark)
+}

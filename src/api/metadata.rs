@@ -1,0 +1,112 @@
+//! Metadata (3): brokers, controller, topics with partitions, leaders and epochs.
+//! Unknown topics are auto-created when both the request and
+//! `auto.create.topics.enable` allow it.
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::{RequestContext, str_bytes, topics};
+use crate::metadata::TopicImage;
+use crate::protocol::ResponseError;
+
+pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    let v = ctx.api_version;
+    let broker = &ctx.broker;
+    // Which topics: None = all; v0 also means all by an empty list.
+    let wanted: Option<Vec<(Option<String>, Uuid)>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && v == 0 => None,
+        Some(t) => Some(t.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+    };
+    let auto_create = broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
+
+    let mut out_topics = Vec::new();
+    match wanted {
+        None => {
+            let image = broker.image();
+            out_topics.extend(image.topics.values().map(|t| topic_entry(ctx, t)));
+        }
+        Some(list) => {
+            for (name, id) in list {
+                out_topics.push(resolve(ctx, name, id, auto_create).await);
+            }
+        }
+    }
+
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(ctx.node_id()))
+                .with_host(str_bytes(&broker.config.advertise_host))
+                .with_port(broker.config.advertise_port),
+        ])
+        .with_topics(out_topics);
+    if v >= 1 {
+        // Admin requests go to the controller: it must name a live broker.
+        resp.controller_id = BrokerId(ctx.node_id());
+    }
+    if v >= 2 {
+        resp.cluster_id = Some(str_bytes(&broker.identity.cluster_id));
+    }
+    resp
+}
+
+async fn resolve(ctx: &RequestContext, name: Option<String>, id: Uuid, auto_create: bool) -> MetadataResponseTopic {
+    let image = ctx.broker.image();
+    let Some(name) = name else {
+        // v10+: lookup by id.
+        return match image.topic_by_id(&id) {
+            Some(t) => topic_entry(ctx, t),
+            None => MetadataResponseTopic::default().with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()),
+        };
+    };
+    if let Some(t) = image.topic(&name) {
+        return topic_entry(ctx, t);
+    }
+    let err = |e: ResponseError| MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(&name)))).with_error_code(e.code());
+    if topics::validate_name(&name).is_err() {
+        return err(ResponseError::InvalidTopicException);
+    }
+    if !auto_create {
+        return err(ResponseError::UnknownTopicOrPartition);
+    }
+    match topics::auto_create(&ctx.broker, &name).await {
+        Ok(()) => match ctx.broker.image().topic(&name) {
+            Some(t) => topic_entry(ctx, t),
+            // Deleted between creation and now: let the client retry.
+            None => err(ResponseError::LeaderNotAvailable),
+        },
+        Err(e) => {
+            tracing::warn!(topic = %name, error = %e.message, "auto-create failed");
+            err(e.error)
+        }
+    }
+}
+
+fn topic_entry(ctx: &RequestContext, t: &TopicImage) -> MetadataResponseTopic {
+    let v = ctx.api_version;
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut e = MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect());
+            if v >= 7 {
+                e.leader_epoch = p.leader_epoch;
+            }
+            e
+        })
+        .collect();
+    let mut e = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_partitions(partitions);
+    if v >= 10 {
+        e.topic_id = t.id;
+    }
+    e
+}

@@ -1,0 +1,59 @@
+//! One file per Kafka API. Each exposes the versions it serves through
+//! `protocol::versions` and a `handle(ctx, request) -> response` that builds the
+//! response for `ctx.api_version`. Handlers never touch sockets and never mutate
+//! metadata directly: they read the image and propose records.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+pub mod topics;
+
+use std::sync::Arc;
+
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::protocol::ResponseError;
+
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub api_version: i16,
+    pub client_id: Option<String>,
+}
+
+impl RequestContext {
+    pub fn node_id(&self) -> i32 {
+        self.broker.config.node_id
+    }
+}
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Kafka error code of a log error, for a partition-level `error_code`.
+pub fn log_error_code(e: &crate::log::Error) -> i16 {
+    use crate::log::Error as E;
+    use crate::protocol::records::RecordsError as R;
+    let err = match e {
+        E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        E::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        E::Records(R::MessageTooLarge { .. }) => ResponseError::MessageTooLarge,
+        E::Records(R::CorruptMessage { .. }) => ResponseError::CorruptMessage,
+        E::Records(R::InvalidRecord { .. }) => ResponseError::InvalidRecord,
+        E::Records(R::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
+        E::Io(_) | E::Corrupt { .. } => ResponseError::KafkaStorageError,
+    };
+    err.code()
+}

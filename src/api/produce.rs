@@ -1,0 +1,105 @@
+//! Produce (0): validate and append each partition's batches in request order,
+//! then answer once they are durable (acks=1/-1; on one node both mean "fsynced").
+//!
+//! `handle` is deliberately synchronous up to the append: the connection reader
+//! runs it in arrival order, so pipelined batches of one producer reach the log in
+//! the order they were sent. Only the durability wait is deferred.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{RequestContext, log_error_code};
+use crate::log::manager::{Durable, Partition};
+use crate::protocol::ResponseError;
+
+/// A partition's answer, and what it must wait for before it can be sent.
+struct Pending {
+    resp: PartitionProduceResponse,
+    wait: Option<(Arc<Partition>, i64)>,
+}
+
+/// Returns `None` for acks=0 (no response is sent).
+pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
+    let v = ctx.api_version;
+    let acks = req.acks;
+    let image = ctx.broker.image();
+    let mut topics: Vec<(TopicProduceResponse, Vec<Pending>)> = Vec::with_capacity(req.topic_data.len());
+    for td in req.topic_data {
+        let topic = image.topic(&td.name);
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            let mut resp = PartitionProduceResponse::default().with_index(pd.index);
+            let mut wait = None;
+            let result = if !matches!(acks, 0 | 1 | -1) {
+                Err(ResponseError::InvalidRequiredAcks.code())
+            } else if req.transactional_id.is_some() {
+                // Transactions are not served yet: refuse rather than mis-handle.
+                Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+            } else {
+                append(ctx, topic, pd.index, pd.records)
+            };
+            match result {
+                Ok((p, info)) => {
+                    resp.base_offset = info.base_offset;
+                    if v >= 5 {
+                        resp.log_start_offset = info.log_start_offset;
+                    }
+                    wait = Some((p, info.last_offset + 1));
+                }
+                Err(code) => {
+                    resp.error_code = code;
+                    resp.base_offset = -1;
+                }
+            }
+            parts.push(Pending { resp, wait });
+        }
+        topics.push((TopicProduceResponse::default().with_name(td.name.clone()), parts));
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (mut t, parts) in topics {
+            for mut p in parts {
+                if let Some((partition, end)) = p.wait {
+                    if partition.wait_durable(end).await == Durable::Failed {
+                        p.resp.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+                t.partition_responses.push(p.resp);
+            }
+            responses.push(t);
+        }
+        ProduceResponse::default().with_responses(responses)
+    })
+}
+
+fn append(
+    ctx: &RequestContext,
+    topic: Option<&Arc<crate::metadata::TopicImage>>,
+    partition: i32,
+    records: Option<bytes::Bytes>,
+) -> Result<(Arc<Partition>, crate::log::AppendInfo), i16> {
+    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    let p = match ctx.broker.partition(topic, partition) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition.code()),
+        Err(e) => return Err(log_error_code(&e)),
+    };
+    let records = records.ok_or(ResponseError::CorruptMessage.code())?;
+    // The log rewrites base offsets in place, so it needs its own copy.
+    let mut buf = BytesMut::from(&records[..]);
+    let leader_epoch = topic.partitions[partition as usize].leader_epoch;
+    match ctx.broker.logs.append(&p, &mut buf, leader_epoch) {
+        Ok(info) => Ok((p, info)),
+        Err(e) => {
+            tracing::debug!(topic = %topic.name, partition, client = ?ctx.client_id, error = %e, "produce rejected");
+            Err(log_error_code(&e))
+        }
+    }
+}

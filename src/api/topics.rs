@@ -1,0 +1,142 @@
+//! Topic creation shared by CreateTopics and auto-creation (Metadata, Produce):
+//! name validation, the metadata records, and opening the new logs.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::metadata::image::ApplyError;
+use crate::metadata::{ConfigResource, Image, MetadataRecord};
+use crate::protocol::ResponseError;
+
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// A bound on partitions per topic: each partition holds files and memory.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// Kafka's rule: 1-249 chars of [a-zA-Z0-9._-], not "." or "..".
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is illegal"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!("topic name is longer than {TOPIC_NAME_BYTES_MAX} characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(format!("topic name {name:?} contains characters other than ASCII alphanumerics, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct CreateError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl CreateError {
+    fn new(error: ResponseError, message: impl Into<String>) -> Self {
+        CreateError { error, message: message.into() }
+    }
+}
+
+/// Check a request to create a topic against the current image and the config.
+pub fn validate(broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), CreateError> {
+    validate_name(&t.name).map_err(|m| CreateError::new(ResponseError::InvalidTopicException, m))?;
+    if image.topic(&t.name).is_some() {
+        return Err(CreateError::new(ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+    }
+    if t.partitions < 1 || t.partitions > PARTITIONS_PER_TOPIC_MAX {
+        return Err(CreateError::new(ResponseError::InvalidPartitions, format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}.")));
+    }
+    // One broker: only replication factor 1 can be satisfied.
+    if t.replication_factor != 1 {
+        return Err(CreateError::new(
+            ResponseError::InvalidReplicationFactor,
+            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.", t.replication_factor, t.replication_factor),
+        ));
+    }
+    for (k, v) in &t.configs {
+        crate::api::describe_configs::validate_topic_config(k, v, broker)
+            .map_err(|m| CreateError::new(ResponseError::InvalidConfig, m))?;
+    }
+    Ok(())
+}
+
+pub fn records_for(broker: &Broker, t: &NewTopic, id: Uuid) -> Vec<MetadataRecord> {
+    let node = broker.config.node_id;
+    let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
+    records.extend((0..t.partitions).map(|p| MetadataRecord::Partition {
+        topic_id: id,
+        partition: p,
+        leader: node,
+        leader_epoch: 0,
+        replicas: vec![node],
+        isr: vec![node],
+    }));
+    records.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
+        resource: ConfigResource::Topic(t.name.clone()),
+        key: k.clone(),
+        value: Some(v.clone()),
+    }));
+    records
+}
+
+/// Create one topic: validate, log the records durably, open its partition logs.
+/// Returns the topic id.
+pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid, CreateError> {
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || {
+        let id = Uuid::new_v4();
+        let mut rejected = None;
+        let image = b
+            .metadata
+            .propose(|img| match validate(&b, img, &t) {
+                Ok(()) => Ok(records_for(&b, &t, id)),
+                Err(e) => {
+                    rejected = Some(e);
+                    Ok(vec![])
+                }
+            })
+            .map_err(|e| match e {
+                crate::metadata::store::Error::Rejected(ApplyError::TopicExists(n)) => {
+                    CreateError::new(ResponseError::TopicAlreadyExists, format!("Topic '{n}' already exists."))
+                }
+                other => CreateError::new(ResponseError::KafkaStorageError, other.to_string()),
+            })?;
+        if let Some(e) = rejected {
+            return Err(e);
+        }
+        let topic = image.topic(&t.name).expect("just created").clone();
+        for p in 0..t.partitions {
+            b.partition(&topic, p).map_err(|e| CreateError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        }
+        tracing::info!(topic = %t.name, partitions = t.partitions, "created topic");
+        Ok(id)
+    })
+    .await
+    .expect("topic creation task does not panic")
+}
+
+/// Auto-create `name` with the broker defaults if allowed. Races with another
+/// creator are fine: whoever loses sees TopicAlreadyExists and uses the topic.
+pub async fn auto_create(broker: &std::sync::Arc<Broker>, name: &str) -> Result<(), CreateError> {
+    let t = NewTopic {
+        name: name.to_string(),
+        partitions: broker.config.num_partitions,
+        replication_factor: broker.config.default_replication_factor,
+        configs: BTreeMap::new(),
+    };
+    match create(broker, t).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,248 @@
+//! Broker configuration: Kafka's own key names and defaults, read from a
+//! `server.properties`-style file, then `--override KEY=VALUE`, then flags.
+//!
+//! Only keys that sluice honours are typed here; any other key is kept (so
+//! DescribeConfigs can echo it) and logged once as ignored, as Kafka does for
+//! unknown keys. A known key with a value that does not parse is fatal, and the
+//! message names the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid value {value:?} for config {key}: {reason}")]
+    InvalidValue { key: String, value: String, reason: String },
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("malformed line {line} in {path}: expected KEY=VALUE")]
+    Malformed { path: PathBuf, line: usize },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything the broker needs to start. Fields in Kafka units (bytes, ms).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: i32,
+    pub listen: SocketAddr,
+    /// host:port written into Metadata responses; defaults to `listen`.
+    pub advertise_host: String,
+    pub advertise_port: i32,
+    pub data_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub log_segment_bytes: u64,
+    pub log_index_interval_bytes: u64,
+    pub log_index_size_max_bytes: u64,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub connections_max: usize,
+    /// Requests decoded but not yet answered, per connection (Kafka: `queued.max.requests`).
+    pub inflight_requests_max: usize,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_cleanup_policy: String,
+    pub delete_topic_enable: bool,
+    /// The raw key/value pairs as given (file, then overrides), for DescribeConfigs.
+    pub raw: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            listen: "127.0.0.1:9092".parse().expect("static address parses"),
+            advertise_host: "127.0.0.1".into(),
+            advertise_port: 9092,
+            data_dir: PathBuf::from("sluice-data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            log_segment_bytes: 1 << 30,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10 * 1024 * 1024,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            connections_max: 10_000,
+            inflight_requests_max: 500,
+            log_retention_ms: 168 * 3_600_000,
+            log_retention_bytes: -1,
+            log_cleanup_policy: "delete".into(),
+            delete_topic_enable: true,
+            raw: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parse `server.properties` text: `key=value` or `key: value`, `#`/`!` comments.
+pub fn parse_properties(text: &str, path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let sep = line.find(['=', ':']).ok_or_else(|| Error::Malformed { path: path.to_path_buf(), line: i + 1 })?;
+        out.push((line[..sep].trim().to_string(), line[sep + 1..].trim().to_string()));
+    }
+    Ok(out)
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse::<T>().map_err(|e| Error::InvalidValue { key: key.into(), value: value.into(), reason: e.to_string() })
+}
+
+fn positive<T: PartialOrd + Default + Copy>(key: &str, value: &str, v: T) -> Result<T> {
+    if v <= T::default() {
+        return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be positive".into() });
+    }
+    Ok(v)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "expected true or false".into() }),
+    }
+}
+
+impl Config {
+    /// Apply one Kafka config key. Returns Ok(false) for keys sluice does not honour.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        self.raw.insert(key.to_string(), value.to_string());
+        match key {
+            "node.id" | "broker.id" => self.node_id = parse_num(key, value)?,
+            "log.dirs" | "log.dir" => {
+                // Kafka takes a comma-separated list; one data dir is all sluice uses.
+                let first = value.split(',').next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "empty path".into() });
+                }
+                self.data_dir = PathBuf::from(first);
+            }
+            "num.partitions" => self.num_partitions = positive(key, value, parse_num(key, value)?)?,
+            "default.replication.factor" => self.default_replication_factor = positive(key, value, parse_num(key, value)?)?,
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
+            "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
+            "log.segment.bytes" => {
+                let v: u64 = parse_num(key, value)?;
+                if v < 14 {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be at least 14".into() });
+                }
+                self.log_segment_bytes = v;
+            }
+            "log.index.interval.bytes" => self.log_index_interval_bytes = parse_num(key, value)?,
+            "log.index.size.max.bytes" => self.log_index_size_max_bytes = positive(key, value, parse_num(key, value)?)?,
+            "message.max.bytes" => self.message_max_bytes = positive(key, value, parse_num(key, value)?)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = positive(key, value, parse_num(key, value)?)?,
+            "max.connections" => self.connections_max = positive(key, value, parse_num(key, value)?)?,
+            "queued.max.requests" => self.inflight_requests_max = positive(key, value, parse_num(key, value)?)?,
+            "log.retention.ms" => self.log_retention_ms = parse_num(key, value)?,
+            "log.retention.minutes" => self.log_retention_ms = parse_num::<i64>(key, value)? * 60_000,
+            "log.retention.hours" => self.log_retention_ms = parse_num::<i64>(key, value)? * 3_600_000,
+            "log.retention.bytes" => self.log_retention_bytes = parse_num(key, value)?,
+            "log.cleanup.policy" => {
+                for p in value.split(',') {
+                    if !matches!(p.trim(), "delete" | "compact") {
+                        return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "expected delete and/or compact".into() });
+                    }
+                }
+                self.log_cleanup_policy = value.to_string();
+            }
+            "listeners" | "advertised.listeners" => {
+                // Honoured through --listen/--advertise; accept the first PLAINTEXT://host:port.
+                if let Some(addr) = first_listener(value) {
+                    let (host, port) = split_host_port(key, &addr)?;
+                    if key == "listeners" {
+                        self.listen = resolve(key, &host, port)?;
+                    }
+                    self.advertise_host = host;
+                    self.advertise_port = port as i32;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub fn set_listen(&mut self, value: &str) -> Result<()> {
+        let (host, port) = split_host_port("--listen", value)?;
+        self.listen = resolve("--listen", &host, port)?;
+        self.advertise_host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".into() } else { host };
+        self.advertise_port = port as i32;
+        Ok(())
+    }
+
+    pub fn set_advertise(&mut self, value: &str) -> Result<()> {
+        let (host, port) = split_host_port("--advertise", value)?;
+        self.advertise_host = host;
+        self.advertise_port = port as i32;
+        Ok(())
+    }
+}
+
+fn first_listener(value: &str) -> Option<String> {
+    value.split(',').map(str::trim).find_map(|l| l.split_once("://").map(|(_, a)| a.to_string()))
+}
+
+fn split_host_port(key: &str, value: &str) -> Result<(String, u16)> {
+    let bad = |reason: &str| Error::InvalidValue { key: key.into(), value: value.into(), reason: reason.into() };
+    let (host, port) = value.rsplit_once(':').ok_or_else(|| bad("expected HOST:PORT"))?;
+    let port: u16 = port.parse().map_err(|_| bad("port is not a number 0-65535"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+fn resolve(key: &str, host: &str, port: u16) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::InvalidValue { key: key.into(), value: format!("{host}:{port}"), reason: "cannot resolve host".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_properties_and_applies_known_keys() {
+        let text = "# comment\nnum.partitions=3\nlog.segment.bytes: 1024\nsome.unknown=1\n";
+        let mut c = Config::default();
+        let mut unknown = vec![];
+        for (k, v) in parse_properties(text, std::path::Path::new("x")).unwrap() {
+            if !c.set(&k, &v).unwrap() {
+                unknown.push(k);
+            }
+        }
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_segment_bytes, 1024);
+        assert_eq!(unknown, vec!["some.unknown".to_string()]);
+    }
+
+    #[test]
+    fn invalid_value_names_the_key() {
+        let mut c = Config::default();
+        let e = c.set("num.partitions", "zero").unwrap_err().to_string();
+        assert!(e.contains("num.partitions"), "{e}");
+        assert!(c.set("num.partitions", "0").is_err());
+        assert!(c.set("auto.create.topics.enable", "yes").is_err());
+    }
+
+    #[test]
+    fn listen_sets_advertised_address() {
+        let mut c = Config::default();
+        c.set_listen("127.0.0.1:19092").unwrap();
+        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("127.0.0.1", 19092));
+        c.set_advertise("broker.example:29092").unwrap();
+        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("broker.example", 29092));
+    }
+}

@@ -1,0 +1,274 @@
+//! The set of partition logs on this broker, and group commit.
+//!
+//! Appends go to the page cache under a partition's lock; durability comes from
+//! one flusher thread that fsyncs every partition written since its last round.
+//! Produce requests that arrive while an fsync runs share the next one, so the
+//! fsync count grows with time, not with request count (group commit).
+//!
+//! On one node the high watermark is the durable end: a consumer never sees a
+//! record that a crash could take back, and acks=1/-1 are answered only once the
+//! high watermark passes their last offset.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, mpsc};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use super::{AppendInfo, Error, LogConfig, PartitionLog, ReadResult, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> Self {
+        TopicPartition { topic: topic.to_string(), partition }
+    }
+    /// Kafka's directory name: `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What a durability waiter learns: the durable end offset, or that the disk failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Durable {
+    UpTo(i64),
+    Failed,
+}
+
+pub struct Partition {
+    pub tp: TopicPartition,
+    /// None once the partition is deleted; in-flight requests holding an Arc then
+    /// get an error instead of touching removed files.
+    log: Mutex<Option<PartitionLog>>,
+    /// Everything below this offset is fsynced; on one node, the high watermark.
+    high_watermark: AtomicI64,
+    /// Cached so ListOffsets (called by Spark after every poll) takes no lock.
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    /// True while this partition sits in the flusher's queue; avoids duplicate sends.
+    flush_queued: AtomicBool,
+    durable: watch::Sender<Durable>,
+}
+
+impl Partition {
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Run `f` with the log locked. For rare, cheap queries (timestamps, epochs).
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T>) -> Result<T> {
+        match self.log.lock().as_mut() {
+            Some(log) => f(log),
+            None => Err(deleted()),
+        }
+    }
+
+    /// Read whole batches from `offset`, never past the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {
+        let hw = self.high_watermark();
+        self.with_log(|log| log.read(offset, max_bytes, hw, min_one_batch))
+    }
+
+    /// Wait until everything below `end_offset` is durable.
+    pub async fn wait_durable(&self, end_offset: i64) -> Durable {
+        let mut rx = self.durable.subscribe();
+        let seen = rx
+            .wait_for(|d| match d {
+                Durable::UpTo(o) => *o >= end_offset,
+                Durable::Failed => true,
+            })
+            .await;
+        match seen {
+            Ok(d) => *d,
+            // The sender lives as long as the partition; closing means shutdown.
+            Err(_) => Durable::Failed,
+        }
+    }
+}
+
+pub struct LogManager {
+    dir: PathBuf,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    flush_tx: Mutex<Option<mpsc::Sender<Arc<Partition>>>>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Bumped whenever a high watermark moves: wakes fetch long-polls.
+    progress: watch::Sender<u64>,
+}
+
+impl LogManager {
+    pub fn new(dir: &Path) -> Result<Arc<LogManager>> {
+        std::fs::create_dir_all(dir)?;
+        let (tx, rx) = mpsc::channel::<Arc<Partition>>();
+        let (progress, _) = watch::channel(0u64);
+        let mgr = Arc::new(LogManager {
+            dir: dir.to_path_buf(),
+            partitions: RwLock::new(HashMap::new()),
+            flush_tx: Mutex::new(Some(tx)),
+            flusher: Mutex::new(None),
+            progress,
+        });
+        let progress = mgr.progress.clone();
+        let handle = std::thread::Builder::new()
+            .name("sluice-flusher".into())
+            .spawn(move || flusher_loop(rx, progress))?;
+        *mgr.flusher.lock() = Some(handle);
+        Ok(mgr)
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().get(tp).cloned()
+    }
+
+    pub fn get_by_name(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Open (recovering) or create the log of `tp`. Idempotent.
+    pub fn open(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<Partition>> {
+        if let Some(p) = self.get(tp) {
+            return Ok(p);
+        }
+        let log = PartitionLog::open(&self.dir.join(tp.dir_name()), config)?;
+        let end = log.log_end_offset();
+        let start = log.log_start_offset();
+        // Whatever recovery kept is on disk: after a crash the recovered tail was
+        // re-validated, and we fsync it once below before calling it durable.
+        let (files, upto) = log.sync_handles();
+        for f in files {
+            f.sync_data()?;
+        }
+        let mut log = log;
+        log.mark_synced(upto);
+        let (durable, _) = watch::channel(Durable::UpTo(end));
+        let p = Arc::new(Partition {
+            tp: tp.clone(),
+            log: Mutex::new(Some(log)),
+            high_watermark: AtomicI64::new(end),
+            log_start_offset: AtomicI64::new(start),
+            log_end_offset: AtomicI64::new(end),
+            flush_queued: AtomicBool::new(false),
+            durable,
+        });
+        let mut map = self.partitions.write();
+        Ok(map.entry(tp.clone()).or_insert(p).clone())
+    }
+
+    /// Append validated batches; durability is `wait_durable`'s business.
+    pub fn append(&self, p: &Arc<Partition>, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let info = p.with_log(|log| {
+            let info = log.append(records, leader_epoch)?;
+            p.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+            Ok(info)
+        })?;
+        if !info.duplicate && !p.flush_queued.swap(true, Ordering::AcqRel) {
+            if let Some(tx) = self.flush_tx.lock().as_ref() {
+                // A send fails only after shutdown closed the flusher; close() syncs then.
+                let _ = tx.send(p.clone());
+            }
+        }
+        Ok(info)
+    }
+
+    pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    /// Remove the partition and delete its files.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
+        let removed = self.partitions.write().remove(tp);
+        if let Some(p) = removed {
+            p.durable.send_replace(Durable::Failed);
+            let log = p.log.lock().take();
+            if let Some(log) = log {
+                log.delete()?;
+            }
+        } else {
+            let dir = self.dir.join(tp.dir_name());
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete partition directories that no longer belong to any known partition
+    /// (a crash between a metadata delete and the file removal leaves them).
+    pub fn remove_orphans(&self, keep: &HashSet<String>) -> Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let is_partition_dir = entry.file_type()?.is_dir()
+                && name.rsplit_once('-').is_some_and(|(t, p)| !t.is_empty() && p.parse::<i32>().is_ok());
+            if is_partition_dir && !keep.contains(&name) {
+                tracing::info!(dir = %name, "removing orphaned partition directory");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the flusher, then fsync and close every log.
+    pub fn close(&self) -> Result<()> {
+        self.flush_tx.lock().take();
+        if let Some(h) = self.flusher.lock().take() {
+            let _ = h.join();
+        }
+        let parts: Vec<_> = self.partitions.read().values().cloned().collect();
+        let mut first_err = None;
+        for p in parts {
+            if let Err(e) = p.with_log(|log| log.close()) {
+                tracing::error!(partition = %p.tp.dir_name(), error = %e, "closing log");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// One fsync round per wake-up, covering every partition queued since the last.
+fn flusher_loop(rx: mpsc::Receiver<Arc<Partition>>, progress: watch::Sender<u64>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        for p in batch {
+            // Clear before reading the handles: an append after this point queues again.
+            p.flush_queued.store(false, Ordering::Release);
+            let Ok((files, upto)) = p.with_log(|log| Ok(log.sync_handles())) else {
+                continue; // deleted meanwhile
+            };
+            let synced = files.iter().try_for_each(|f| f.sync_data());
+            match synced {
+                Ok(()) => {
+                    let _ = p.with_log(|log| Ok(log.mark_synced(upto)));
+                    let prev = p.high_watermark.fetch_max(upto, Ordering::AcqRel);
+                    debug_assert!(prev <= upto, "synced end {upto} behind high watermark {prev}");
+                    p.durable.send_replace(Durable::UpTo(upto));
+                }
+                Err(e) => {
+                    // An fsync error leaves the page cache state unknown (fsyncgate):
+                    // never report those bytes as durable.
+                    tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
+                    p.durable.send_replace(Durable::Failed);
+                }
+            }
+        }
+        progress.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+fn deleted() -> Error {
+    Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "partition deleted"))
+}

@@ -1,0 +1,96 @@
+//! Partition logs: the storage engine. One [`PartitionLog`] owns one partition's
+//! directory: its segments (`NNNNNNNNNNNNNNNNNNNN.log`, named by base offset), the sparse
+//! offset and time indexes of each segment, the idempotent-producer state and a small
+//! checkpoint (recovery point, log start offset, clean-shutdown flag).
+//!
+//! The API here is synchronous and single-writer (`&mut self` to append); the async
+//! wrapper, group commit, fsync scheduling and wakeups live in [`manager`]. This module
+//! knows raw v2 record-batch bytes only ([`crate::protocol::records`]); it never names a
+//! protocol message type. Batches are stored byte for byte as produced, with only their
+//! base offset and partition leader epoch rewritten (neither is covered by the CRC).
+
+pub mod manager;
+
+mod checkpoint;
+mod index;
+mod partition;
+mod producer_state;
+mod recovery;
+mod segment;
+
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod partition_tests;
+
+use std::path::PathBuf;
+
+pub use crate::protocol::records::RecordsError;
+pub use partition::PartitionLog;
+pub use producer_state::MAX_PRODUCERS_PER_PARTITION;
+
+/// Per-log settings, named and defaulted like Kafka's topic configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment before it would grow past this.
+    pub segment_bytes: u64,
+    /// `index.interval.bytes`: bytes of batches between two sparse index entries.
+    pub index_interval_bytes: u64,
+    /// `segment.index.bytes`: preallocated size of each index file of the active segment.
+    pub segment_index_bytes: u64,
+    /// `max.message.bytes`: largest batch (including its 12-byte log overhead) accepted.
+    pub max_message_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+            max_message_bytes: 1_048_588,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("log i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange { requested: i64, log_start: i64, log_end: i64 },
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    #[error("producer {producer_id} has epoch {current}, request has older epoch {got}")]
+    InvalidProducerEpoch { producer_id: i64, current: i16, got: i16 },
+    /// Not produced by this module today (an unknown producer is accepted, as Kafka does
+    /// once a producer's state has expired); kept for the transaction coordinator.
+    #[error("unknown producer id {producer_id}")]
+    UnknownProducerId { producer_id: i64 },
+    #[error("corrupt log file {}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What one append did. For a duplicate (a producer retry of a batch already in the
+/// log) nothing was written and the offsets are those of the original batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    pub duplicate: bool,
+    /// Number of batches in the request.
+    pub batches: usize,
+}
+
+/// Whole batches read from one segment, ready to go into a Fetch response as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub records: bytes::Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}

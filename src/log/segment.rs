@@ -1,0 +1,451 @@
+//! One segment: a `.log` file of whole v2 batches stored back to back, starting at
+//! `base_offset`, plus its offset and time indexes. The segment knows positions and
+//! offsets; it does not know producers, the recovery point or other segments (that is
+//! [`super::partition`]). It also owns the two ways of walking its file: a structural
+//! walk of headers (reads, producer-state rebuild) and a verified walk that checks every
+//! CRC and the density of offsets and truncates at the first bad batch (recovery).
+//!
+//! Reads use `pread` (`FileExt::read_exact_at`) into fresh buffers, so a reader never
+//! observes a partially appended batch: the segment's `size_bytes` only moves after a
+//! write completed.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::index::{OffsetIndex, TimeIndex};
+use super::{Error, LogConfig, Result};
+use crate::protocol::records::{BatchHeader, BATCH_HEADER_BYTES, NO_TIMESTAMP};
+
+/// Read-ahead of the chunked reader used when walking a segment sequentially.
+const WALK_CHUNK_BYTES: usize = 1 << 20;
+/// Read-ahead when locating one batch for a fetch: an index interval plus a header or so.
+const LOCATE_CHUNK_BYTES: usize = 16 << 10;
+/// The batch CRC covers the bytes from `attributes` (this position) to the end.
+const CRC_FROM_BYTES: u64 = 21;
+
+/// `base_offset` as the 20-digit zero-padded file stem Kafka uses.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.log", file_stem(base_offset)))
+}
+
+fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.index", file_stem(base_offset)))
+}
+
+fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.timeindex", file_stem(base_offset)))
+}
+
+/// Sequential reader over a file range with a reusable read-ahead buffer.
+pub struct ChunkReader<'a> {
+    file: &'a File,
+    end_bytes: u64,
+    chunk_bytes: usize,
+    buf: Vec<u8>,
+    buf_start_bytes: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    pub fn new(file: &'a File, end_bytes: u64, chunk_bytes: usize) -> Self {
+        ChunkReader { file, end_bytes, chunk_bytes, buf: Vec::new(), buf_start_bytes: 0 }
+    }
+
+    /// Up to `len` bytes at `position_bytes` (fewer only at the end of the range).
+    /// `len` must not exceed the chunk size.
+    pub fn read_at(&mut self, position_bytes: u64, len: usize) -> io::Result<&[u8]> {
+        debug_assert!(len <= self.chunk_bytes);
+        let len = len.min(self.end_bytes.saturating_sub(position_bytes) as usize);
+        if len == 0 {
+            return Ok(&[]);
+        }
+        let buf_end = self.buf_start_bytes + self.buf.len() as u64;
+        if position_bytes < self.buf_start_bytes || position_bytes + len as u64 > buf_end {
+            let want = (self.end_bytes - position_bytes).min(self.chunk_bytes as u64) as usize;
+            self.buf.resize(want, 0);
+            self.file.read_exact_at(&mut self.buf, position_bytes)?;
+            self.buf_start_bytes = position_bytes;
+        }
+        let at = (position_bytes - self.buf_start_bytes) as usize;
+        Ok(&self.buf[at..at + len])
+    }
+
+    /// CRC-32C of `len` bytes at `position_bytes`, read chunk by chunk.
+    pub fn crc_of(&mut self, position_bytes: u64, len: u64) -> io::Result<u32> {
+        let (mut crc, mut done) = (0u32, 0u64);
+        while done < len {
+            let step = (len - done).min(self.chunk_bytes as u64) as usize;
+            let bytes = self.read_at(position_bytes + done, step)?;
+            crc = crc32c::crc32c_append(crc, bytes);
+            done += step as u64;
+        }
+        Ok(crc)
+    }
+
+    /// The header of the batch at `position_bytes`, or `None` at the end of the range or
+    /// when the batch there is cut short (torn tail). A header that cannot parse is an
+    /// error carrying the reason.
+    pub fn header_at(&mut self, position_bytes: u64) -> io::Result<HeaderAt> {
+        let bytes = self.read_at(position_bytes, BATCH_HEADER_BYTES)?;
+        if bytes.is_empty() {
+            return Ok(HeaderAt::End);
+        }
+        let short = bytes.len() < BATCH_HEADER_BYTES;
+        match BatchHeader::parse(bytes) {
+            Ok(h) if (h.total_bytes() as u64) <= self.end_bytes - position_bytes => Ok(HeaderAt::Batch(h)),
+            Ok(_) => Ok(HeaderAt::Torn),
+            Err(_) if short => Ok(HeaderAt::Torn),
+            Err(e) => Ok(HeaderAt::Corrupt(e.to_string())),
+        }
+    }
+}
+
+pub enum HeaderAt {
+    Batch(BatchHeader),
+    End,
+    Torn,
+    Corrupt(String),
+}
+
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: File,
+    /// Bytes of whole batches in the file; appends write here.
+    size_bytes: u64,
+    /// Offset the next batch appended here gets (== base_offset while empty).
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Largest batch max-timestamp in the segment (NO_TIMESTAMP if none).
+    max_timestamp: i64,
+    /// Base offset of the first batch that reached `max_timestamp`.
+    offset_of_max_timestamp: i64,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    segment_index_bytes: u64,
+}
+
+impl Segment {
+    /// Creates an empty active segment, replacing any stray files of that name.
+    pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Segment> {
+        let log_path = log_path(dir, base_offset);
+        let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path)?;
+        for p in [index_path(dir, base_offset), time_index_path(dir, base_offset)] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Self::from_files(dir, base_offset, log_path, log, config, true)
+    }
+
+    /// Opens an existing segment. `next_offset` and the maximum timestamp are not known
+    /// until [`Segment::load_trusted`] or [`Segment::recover`] runs.
+    pub fn open(dir: &Path, base_offset: i64, config: &LogConfig, active: bool) -> Result<Segment> {
+        let log_path = log_path(dir, base_offset);
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        Self::from_files(dir, base_offset, log_path, log, config, active)
+    }
+
+    fn from_files(dir: &Path, base_offset: i64, log_path: PathBuf, log: File, config: &LogConfig, active: bool)
+        -> Result<Segment> {
+        let capacity = active.then_some(config.segment_index_bytes);
+        let size_bytes = log.metadata()?.len();
+        Ok(Segment {
+            offset_index: OffsetIndex::open(&index_path(dir, base_offset), base_offset, capacity)?,
+            time_index: TimeIndex::open(&time_index_path(dir, base_offset), base_offset, capacity)?,
+            base_offset,
+            log_path,
+            log,
+            size_bytes,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_index_entry: 0,
+            index_interval_bytes: config.index_interval_bytes,
+            segment_index_bytes: config.segment_index_bytes,
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+    pub fn log_file(&self) -> &File {
+        &self.log
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// True when either index has no room for more entries.
+    pub fn indexes_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt { path: self.log_path.clone(), reason }
+    }
+
+    /// Index bookkeeping for a batch now stored at `position_bytes`.
+    fn on_batch_stored(&mut self, h: &BatchHeader, position_bytes: u64) {
+        debug_assert_eq!(h.base_offset, self.next_offset, "offsets must be dense");
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.base_offset;
+        }
+        if self.bytes_since_index_entry >= self.index_interval_bytes && position_bytes > 0 {
+            // Positions fit u32: the partition rolls segments before 4 GiB.
+            let position = u32::try_from(position_bytes).expect("segment positions fit u32");
+            if self.offset_index.append(h.base_offset, position) {
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += h.total_bytes() as u64;
+        self.next_offset = h.next_offset();
+    }
+
+    /// Writes `buf` (the batches described by `headers`, offsets already assigned) at the
+    /// end of the file and indexes them. On a failed write the file is cut back so the
+    /// segment is unchanged.
+    pub fn append(&mut self, buf: &[u8], headers: &[BatchHeader]) -> Result<()> {
+        debug_assert_eq!(headers.iter().map(|h| h.total_bytes()).sum::<usize>(), buf.len());
+        if let Err(e) = self.log.write_all_at(buf, self.size_bytes) {
+            let _ = self.log.set_len(self.size_bytes);
+            return Err(e.into());
+        }
+        let mut position_bytes = self.size_bytes;
+        for h in headers {
+            self.on_batch_stored(h, position_bytes);
+            position_bytes += h.total_bytes() as u64;
+        }
+        self.size_bytes = position_bytes;
+        Ok(())
+    }
+
+    /// Copies `len` bytes at `position_bytes` out of the file.
+    pub fn read_bytes(&self, position_bytes: u64, len: usize) -> Result<Bytes> {
+        debug_assert!(position_bytes + len as u64 <= self.size_bytes);
+        let mut buf = BytesMut::zeroed(len);
+        self.log.read_exact_at(&mut buf, position_bytes)?;
+        Ok(buf.freeze())
+    }
+
+    /// A reader over the segment's whole batches.
+    pub fn reader(&self, chunk_bytes: usize) -> ChunkReader<'_> {
+        ChunkReader::new(&self.log, self.size_bytes, chunk_bytes)
+    }
+
+    /// The batch containing `offset` and its position, found through the offset index
+    /// and a short forward walk; `None` if `offset` is not in this segment.
+    pub fn locate(&self, offset: i64) -> Result<Option<(BatchHeader, u64)>> {
+        if offset < self.base_offset || offset >= self.next_offset {
+            return Ok(None);
+        }
+        let (_, start) = self.offset_index.lookup(offset);
+        let mut reader = self.reader(LOCATE_CHUNK_BYTES);
+        let mut position_bytes = u64::from(start);
+        loop {
+            match reader.header_at(position_bytes)? {
+                HeaderAt::Batch(h) if h.last_offset() >= offset => return Ok(Some((h, position_bytes))),
+                HeaderAt::Batch(h) => position_bytes += h.total_bytes() as u64,
+                HeaderAt::End | HeaderAt::Torn => {
+                    return Err(self.corrupt(format!("offset {offset} not found below {}", self.next_offset)));
+                }
+                HeaderAt::Corrupt(reason) => return Err(self.corrupt(reason)),
+            }
+        }
+    }
+
+    /// Calls `f` with every batch header from `position_bytes` to the end (structural
+    /// walk, no CRC). Stops early when `f` returns false.
+    pub fn walk_headers(&self, position_bytes: u64, mut f: impl FnMut(&BatchHeader, u64) -> bool) -> Result<()> {
+        let mut reader = self.reader(WALK_CHUNK_BYTES);
+        let mut position_bytes = position_bytes;
+        loop {
+            match reader.header_at(position_bytes)? {
+                HeaderAt::Batch(h) => {
+                    if !f(&h, position_bytes) {
+                        return Ok(());
+                    }
+                    position_bytes += h.total_bytes() as u64;
+                }
+                HeaderAt::End => return Ok(()),
+                HeaderAt::Torn => return Err(self.corrupt(format!("torn batch at {position_bytes}"))),
+                HeaderAt::Corrupt(reason) => return Err(self.corrupt(reason)),
+            }
+        }
+    }
+
+    /// Loads a segment the checkpoint says was durable: checks both indexes, then walks
+    /// headers from the last index entry to the end to learn `next_offset`. Returns false
+    /// (and leaves the caller to run [`Segment::recover`]) if anything looks wrong.
+    pub fn load_trusted(&mut self, offset_bound: i64) -> Result<bool> {
+        if self.offset_index.sanity_check(offset_bound, self.size_bytes).is_err()
+            || self.time_index.sanity_check(offset_bound).is_err()
+        {
+            return Ok(false);
+        }
+        let (mut next_offset, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
+        let mut position_bytes = u64::from(start);
+        let mut reader = self.reader(WALK_CHUNK_BYTES);
+        loop {
+            match reader.header_at(position_bytes)? {
+                HeaderAt::Batch(h) if h.base_offset == next_offset && h.last_offset_delta >= 0 => {
+                    next_offset = h.next_offset();
+                    position_bytes += h.total_bytes() as u64;
+                }
+                HeaderAt::End => break,
+                _ => return Ok(false),
+            }
+        }
+        if next_offset > offset_bound {
+            return Ok(false);
+        }
+        self.next_offset = next_offset;
+        self.bytes_since_index_entry = position_bytes - u64::from(start);
+        // The last time-index entry is the segment's maximum (sealing writes it); check
+        // it against the batch it names.
+        if let Some((ts, offset)) = self.time_index.last_entry() {
+            match self.locate(offset) {
+                Ok(Some((h, _))) if h.base_offset == offset && h.max_timestamp == ts => {
+                    self.max_timestamp = ts;
+                    self.offset_of_max_timestamp = offset;
+                }
+                _ => return Ok(false),
+            }
+        } else if !self.is_empty() {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Rebuilds the indexes from the file, checking every batch's framing, CRC and offset
+    /// (dense from `base_offset`), and truncates the file at the first bad batch. Returns
+    /// true if bytes were cut off. `active` keeps the indexes preallocated.
+    pub fn recover(&mut self, active: bool) -> Result<bool> {
+        self.offset_index.reset(self.segment_index_bytes)?;
+        self.time_index.reset(self.segment_index_bytes)?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = NO_TIMESTAMP;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.bytes_since_index_entry = 0;
+        let file_bytes = self.size_bytes;
+        let mut position_bytes = 0u64;
+        let mut reason = None;
+        // A second handle so the reader can borrow it while indexing mutates `self`.
+        let file = self.log.try_clone()?;
+        let mut reader = ChunkReader::new(&file, file_bytes, WALK_CHUNK_BYTES);
+        loop {
+            let h = match reader.header_at(position_bytes)? {
+                HeaderAt::Batch(h) => h,
+                HeaderAt::End => break,
+                HeaderAt::Torn => {
+                    reason = Some(format!("torn batch at position {position_bytes}"));
+                    break;
+                }
+                HeaderAt::Corrupt(r) => {
+                    reason = Some(format!("at position {position_bytes}: {r}"));
+                    break;
+                }
+            };
+            if h.base_offset != self.next_offset || h.last_offset_delta < 0 || h.record_count < 0 {
+                reason = Some(format!(
+                    "batch at position {position_bytes} has offset {}, expected {}",
+                    h.base_offset, self.next_offset
+                ));
+                break;
+            }
+            let crc = reader.crc_of(position_bytes + CRC_FROM_BYTES, h.total_bytes() as u64 - CRC_FROM_BYTES)?;
+            if crc != h.crc {
+                reason = Some(format!("crc mismatch in batch at position {position_bytes}"));
+                break;
+            }
+            self.on_batch_stored(&h, position_bytes);
+            position_bytes += h.total_bytes() as u64;
+        }
+        let truncated = position_bytes < file_bytes;
+        if truncated {
+            tracing::warn!(
+                path = %self.log_path.display(),
+                kept_bytes = position_bytes,
+                cut_bytes = file_bytes - position_bytes,
+                reason = reason.as_deref().unwrap_or("unknown"),
+                "truncating segment during recovery"
+            );
+            self.log.set_len(position_bytes)?;
+        }
+        self.size_bytes = position_bytes;
+        if !active {
+            self.seal()?;
+        }
+        Ok(truncated)
+    }
+
+    /// Makes this segment read-only: writes the final time-index entry (the segment's
+    /// maximum timestamp) and trims both index files to their entries.
+    pub fn seal(&mut self) -> Result<()> {
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+        self.offset_index.trim()?;
+        self.time_index.trim()?;
+        Ok(())
+    }
+
+    /// Turns a sealed segment back into an active one (its indexes regain capacity).
+    pub fn unseal(&mut self) -> Result<()> {
+        self.offset_index.set_capacity(self.segment_index_bytes)?;
+        self.time_index.set_capacity(self.segment_index_bytes)?;
+        Ok(())
+    }
+
+    /// fsyncs the log file and both indexes.
+    pub fn sync_all(&self) -> Result<()> {
+        self.log.sync_all()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()?;
+        Ok(())
+    }
+
+    /// Removes the segment's files.
+    pub fn delete_files(self) -> Result<()> {
+        let paths = [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ];
+        drop(self);
+        for p in paths {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The `sluice` binary: flags and config file → `Config`, then serve until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice::broker::Broker;
+use sluice::config::{self, Config};
+use sluice::server::Server;
+
+/// A Kafka-compatible broker. With no arguments: one node on 127.0.0.1:9092, data in ./sluice-data.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version)]
+struct Args {
+    /// Address to listen on (HOST:PORT).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address clients are told to connect to (HOST:PORT); defaults to --listen.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory for logs and metadata (Kafka's `log.dirs`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// This node's id (Kafka's `node.id`).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// A Kafka `server.properties` file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Set a Kafka config key, e.g. --override num.partitions=3 (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn build_config(args: &Args) -> Result<Config, String> {
+    let mut c = Config::default();
+    let mut pairs = Vec::new();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| config::Error::Read { path: path.clone(), source: e }.to_string())?;
+        pairs.extend(config::parse_properties(&text, path).map_err(|e| e.to_string())?);
+    }
+    for o in &args.overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("--override {o:?}: expected KEY=VALUE"))?;
+        pairs.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    for (k, v) in pairs {
+        if !c.set(&k, &v).map_err(|e| e.to_string())? {
+            tracing::warn!(key = %k, "config key is not used by sluice; ignored");
+        }
+    }
+    if let Some(l) = &args.listen {
+        c.set_listen(l).map_err(|e| e.to_string())?;
+    }
+    if let Some(a) = &args.advertise {
+        c.set_advertise(a).map_err(|e| e.to_string())?;
+    }
+    if let Some(d) = &args.data_dir {
+        c.data_dir = d.clone();
+    }
+    if let Some(n) = args.node_id {
+        c.node_id = n;
+    }
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let config = match build_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    match rt.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let broker = Broker::open(config).map_err(|e| e.to_string())?;
+    let server = Server::start(broker.clone()).await.map_err(|e| format!("cannot listen on {}: {e}", broker.config.listen))?;
+    tracing::info!(
+        addr = %server.local_addr,
+        data_dir = %broker.config.data_dir.display(),
+        cluster_id = %broker.identity.cluster_id,
+        node_id = broker.config.node_id,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "sluice is serving"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,11 @@
+//! Cluster metadata: records, the image they build, and the log that orders them.
+//! Handlers read `MetadataStore::image()` and change things only by `propose`.
+
+pub mod identity;
+pub mod image;
+pub mod record;
+pub mod store;
+
+pub use image::{Image, PartitionImage, TopicImage};
+pub use record::{ConfigResource, MetadataRecord};
+pub use store::MetadataStore;

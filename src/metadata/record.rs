@@ -1,0 +1,24 @@
+//! Metadata records: the entries of the metadata log. Each is one fact about the
+//! cluster (a topic exists, a partition has this leader, a config changed). They
+//! are the unit the controller quorum replicates, so they must stay small and
+//! self-describing; JSON keeps them readable in a hex dump and evolvable.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Broker,
+    Topic(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    Topic { name: String, id: Uuid },
+    Partition { topic_id: Uuid, partition: i32, leader: i32, leader_epoch: i32, replicas: Vec<i32>, isr: Vec<i32> },
+    RemoveTopic { topic_id: Uuid },
+    /// `value: None` deletes the override.
+    Config { resource: ConfigResource, key: String, value: Option<String> },
+    /// Producer ids below `next_producer_id` are allocated.
+    ProducerIds { next_producer_id: i64 },
+}

@@ -1,0 +1,55 @@
+//! The API versions sluice serves: the single source for ApiVersions answers and
+//! for dispatch's range check. Only versions that are implemented and tested go
+//! here; an API that is absent is one we do not serve yet.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api, min, max). Floors follow what Kafka 4.x still accepts (KIP-896);
+/// ceilings are what our handlers encode correctly.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(k, _, _)| *k as i16 == api_key).map(|&(_, lo, hi)| (lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised range must lie within what the codec crate can decode.
+    #[test]
+    fn ranges_fit_the_codec() {
+        fn check<M: Message>(key: ApiKey) {
+            let (lo, hi) = supported_range(key as i16).unwrap();
+            assert!(lo >= M::VERSIONS.min && hi <= M::VERSIONS.max && lo <= hi, "{key:?}");
+        }
+        check::<ProduceRequest>(ApiKey::Produce);
+        check::<FetchRequest>(ApiKey::Fetch);
+        check::<ListOffsetsRequest>(ApiKey::ListOffsets);
+        check::<MetadataRequest>(ApiKey::Metadata);
+        check::<ApiVersionsRequest>(ApiKey::ApiVersions);
+        check::<CreateTopicsRequest>(ApiKey::CreateTopics);
+        check::<DeleteTopicsRequest>(ApiKey::DeleteTopics);
+        check::<InitProducerIdRequest>(ApiKey::InitProducerId);
+        check::<OffsetForLeaderEpochRequest>(ApiKey::OffsetForLeaderEpoch);
+        check::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
+        check::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
+        check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        assert_eq!(SUPPORTED.len(), 12);
+    }
+}

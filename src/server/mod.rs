@@ -1,0 +1,84 @@
+//! Listener, connection limits and the one shutdown path.
+//!
+//! A permit from the `connections_max` semaphore is taken before `accept()`, so a
+//! flood of connections waits in the kernel backlog instead of in our memory.
+//! Shutdown: one watch signal; stop accepting, let connections finish what they
+//! have read, then fsync and close every log.
+
+pub mod connection;
+pub mod dispatch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+
+/// How long in-flight requests get to finish after shutdown is signalled.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    pub local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    broker: Arc<Broker>,
+}
+
+impl Server {
+    pub async fn start(broker: Arc<Broker>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(broker.config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(broker.clone(), listener, shutdown_rx));
+        Ok(Server { local_addr, shutdown_tx, task, broker })
+    }
+
+    /// Stop accepting, drain connections, close the logs (fsync).
+    pub async fn shutdown(self) -> Result<(), crate::log::Error> {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.task.await;
+        let logs = self.broker.logs.clone();
+        tokio::task::spawn_blocking(move || logs.close()).await.expect("close task does not panic")
+    }
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(broker.config.connections_max));
+    let mut conns = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let broker = broker.clone();
+                let rx = shutdown.clone();
+                conns.spawn(async move {
+                    connection::serve(broker, stream, rx).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("connections still busy after drain timeout; aborting them");
+        conns.abort_all();
+    }
+}
