@@ -24,4 +24,10 @@ case "$COMPAT_BROKER" in
 esac
 
 cd "$REPO_ROOT"
-exec "$PYTEST" -q -ra --durations=8 -p no:cacheprovider -W ignore::DeprecationWarning compat/tests "$@"
+# Default to the whole suite unless a test path (file, dir, or file::test) was given.
+targets=(compat/tests)
+for arg in "$@"; do
+  if [ -e "${arg%%::*}" ]; then targets=(); break; fi
+done
+exec "$PYTEST" -q -ra --durations=8 -p no:cacheprovider -W ignore::DeprecationWarning \
+  "${targets[@]}" "$@"

@@ -9,8 +9,10 @@ import uuid
 
 
 def unique_topic(label: str) -> str:
-    """A topic name no other test (or earlier run on the same data dir) uses."""
-    clean = re.sub(r"[^a-zA-Z0-9._-]+", "-", label).strip("-.")[:80]
+    """A topic name no other test (or earlier run on the same data dir) uses.
+
+    Only [a-zA-Z0-9-]: Kafka's tools warn about '.' and '_' (metric-name collisions)."""
+    clean = re.sub(r"[^a-zA-Z0-9-]+", "-", label).strip("-")[:80]
     return f"{clean}-{uuid.uuid4().hex[:8]}"
 
 

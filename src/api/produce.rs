@@ -92,6 +92,10 @@ fn append(
         Err(e) => return Err(log_error_code(&e)),
     };
     let records = records.ok_or(ResponseError::CorruptMessage.code())?;
+    // Control batches (transaction markers) are written by the broker, never by clients.
+    if crate::protocol::records::BatchIter::new(&records).any(|(h, _)| h.is_control()) {
+        return Err(ResponseError::InvalidRecord.code());
+    }
     // The log rewrites base offsets in place, so it needs its own copy.
     let mut buf = BytesMut::from(&records[..]);
     let leader_epoch = topic.partitions[partition as usize].leader_epoch;

@@ -33,7 +33,12 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn new(clean_shutdown: bool, recovery_point: i64, log_start_offset: i64) -> Self {
-        Checkpoint { version: CHECKPOINT_VERSION, clean_shutdown, recovery_point, log_start_offset }
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            clean_shutdown,
+            recovery_point,
+            log_start_offset,
+        }
     }
 
     /// The checkpoint in `dir`, or `None` if absent or unreadable (then: full recovery).
@@ -72,8 +77,14 @@ fn snapshot_name(offset: i64) -> String {
 /// Writes the producer state as of `offset` (the log end when taken). With `durable`
 /// the file is fsynced; otherwise a crash may leave it unreadable, which only costs a
 /// longer replay.
-pub fn write_producer_snapshot(dir: &Path, offset: i64, producers: Vec<ProducerEntry>, durable: bool) -> io::Result<()> {
-    let bytes = serde_json::to_vec(&ProducerSnapshot { offset, producers }).map_err(io::Error::other)?;
+pub fn write_producer_snapshot(
+    dir: &Path,
+    offset: i64,
+    producers: Vec<ProducerEntry>,
+    durable: bool,
+) -> io::Result<()> {
+    let bytes =
+        serde_json::to_vec(&ProducerSnapshot { offset, producers }).map_err(io::Error::other)?;
     write_atomically(dir, &snapshot_name(offset), &bytes, durable)?;
     let offsets = list_producer_snapshots(dir)?;
     let excess = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT);
@@ -89,10 +100,10 @@ pub fn list_producer_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(PRODUCER_SNAPSHOT_SUFFIX) {
-            if let Ok(offset) = stem.parse::<i64>() {
-                offsets.push(offset);
-            }
+        if let Some(stem) = name.strip_suffix(PRODUCER_SNAPSHOT_SUFFIX)
+            && let Ok(offset) = stem.parse::<i64>()
+        {
+            offsets.push(offset);
         }
     }
     offsets.sort_unstable();
@@ -101,7 +112,10 @@ pub fn list_producer_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
 
 /// The newest readable snapshot at or below `max_offset`, deleting any above it (they
 /// describe offsets the log no longer has). Returns (offset, entries).
-pub fn load_producer_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, Vec<ProducerEntry>)>> {
+pub fn load_producer_snapshot(
+    dir: &Path,
+    max_offset: i64,
+) -> io::Result<Option<(i64, Vec<ProducerEntry>)>> {
     let offsets = list_producer_snapshots(dir)?;
     for offset in offsets.iter().rev() {
         let path = dir.join(snapshot_name(*offset));
@@ -174,7 +188,10 @@ mod tests {
         for off in [10, 20, 30, 40] {
             write_producer_snapshot(dir.path(), off, vec![], false).unwrap();
         }
-        assert_eq!(list_producer_snapshots(dir.path()).unwrap(), vec![20, 30, 40]);
+        assert_eq!(
+            list_producer_snapshots(dir.path()).unwrap(),
+            vec![20, 30, 40]
+        );
         fs::write(dir.path().join(snapshot_name(30)), b"garbage").unwrap();
         let (off, _) = load_producer_snapshot(dir.path(), 35).unwrap().unwrap();
         assert_eq!(off, 20);

@@ -44,7 +44,12 @@ impl MappedEntries {
     /// trimmed whenever it is sealed). With `capacity_bytes`, the file is grown to hold
     /// that many bytes of entries so appends can continue.
     fn open(path: &Path, entry_bytes: usize, capacity_bytes: Option<u64>) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let len_bytes = file.metadata()?.len();
         let entries = usize::try_from(len_bytes).unwrap_or(usize::MAX) / entry_bytes;
         let mut this = MappedEntries {
@@ -130,7 +135,10 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn open(path: &Path, base_offset: i64, capacity_bytes: Option<u64>) -> io::Result<Self> {
-        Ok(OffsetIndex { base_offset, inner: MappedEntries::open(path, OFFSET_ENTRY_BYTES, capacity_bytes)? })
+        Ok(OffsetIndex {
+            base_offset,
+            inner: MappedEntries::open(path, OFFSET_ENTRY_BYTES, capacity_bytes)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -166,9 +174,15 @@ impl OffsetIndex {
             return false;
         }
         let relative = offset - self.base_offset;
-        debug_assert!((0..=i64::from(u32::MAX)).contains(&relative), "relative offset {relative}");
+        debug_assert!(
+            (0..=i64::from(u32::MAX)).contains(&relative),
+            "relative offset {relative}"
+        );
         if let Some((last_offset, last_position)) = self.last_entry() {
-            debug_assert!(offset > last_offset && position_bytes > last_position, "index must grow");
+            debug_assert!(
+                offset > last_offset && position_bytes > last_position,
+                "index must grow"
+            );
         }
         let mut e = [0u8; OFFSET_ENTRY_BYTES];
         e[..4].copy_from_slice(&(relative as u32).to_be_bytes());
@@ -196,10 +210,12 @@ impl OffsetIndex {
             if offset >= offset_bound || u64::from(position) >= size_bytes.max(1) {
                 return Err(format!("entry {i} ({offset}, {position}) out of range"));
             }
-            if let Some((po, pp)) = previous {
-                if offset <= po || position <= pp {
-                    return Err(format!("entry {i} ({offset}, {position}) not after ({po}, {pp})"));
-                }
+            if let Some((po, pp)) = previous
+                && (offset <= po || position <= pp)
+            {
+                return Err(format!(
+                    "entry {i} ({offset}, {position}) not after ({po}, {pp})"
+                ));
             }
             previous = Some((offset, position));
         }
@@ -235,16 +251,14 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn open(path: &Path, base_offset: i64, capacity_bytes: Option<u64>) -> io::Result<Self> {
-        Ok(TimeIndex { base_offset, inner: MappedEntries::open(path, TIME_ENTRY_BYTES, capacity_bytes)? })
+        Ok(TimeIndex {
+            base_offset,
+            inner: MappedEntries::open(path, TIME_ENTRY_BYTES, capacity_bytes)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    #[cfg(test)]
-    pub fn entries(&self) -> usize {
-        self.inner.entries
     }
 
     /// Full for ordinary appends; one slot stays free for the entry written at sealing.
@@ -265,7 +279,11 @@ impl TimeIndex {
     /// Appends (timestamp, offset) if the timestamp is greater than the last entry's and
     /// there is room (`sealing` may use the reserved last slot).
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64, sealing: bool) -> bool {
-        let room = if sealing { self.inner.entries < self.inner.max_entries } else { !self.is_full() };
+        let room = if sealing {
+            self.inner.entries < self.inner.max_entries
+        } else {
+            !self.is_full()
+        };
         if !room || timestamp <= NO_TIMESTAMP {
             return false;
         }
@@ -302,10 +320,12 @@ impl TimeIndex {
             if offset >= offset_bound || ts <= NO_TIMESTAMP {
                 return Err(format!("time entry {i} ({ts}, {offset}) out of range"));
             }
-            if let Some((pts, po)) = previous {
-                if ts <= pts || offset < po {
-                    return Err(format!("time entry {i} ({ts}, {offset}) not after ({pts}, {po})"));
-                }
+            if let Some((pts, po)) = previous
+                && (ts <= pts || offset < po)
+            {
+                return Err(format!(
+                    "time entry {i} ({ts}, {offset}) not after ({pts}, {po})"
+                ));
             }
             previous = Some((ts, offset));
         }
@@ -398,7 +418,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn lookup_matches_linear_scan(

@@ -19,15 +19,15 @@ mod recovery;
 mod segment;
 
 #[cfg(test)]
-mod test_util;
-#[cfg(test)]
 mod partition_tests;
+#[cfg(test)]
+mod test_util;
 
 use std::path::PathBuf;
 
 pub use crate::protocol::records::RecordsError;
 pub use partition::PartitionLog;
-pub use producer_state::MAX_PRODUCERS_PER_PARTITION;
+pub use producer_state::{BatchMeta, MAX_PRODUCERS_PER_PARTITION, ProducerEntry};
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +60,23 @@ pub enum Error {
     #[error(transparent)]
     Records(#[from] RecordsError),
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange { requested: i64, log_start: i64, log_end: i64 },
+    OffsetOutOfRange {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
-    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
     #[error("producer {producer_id} has epoch {current}, request has older epoch {got}")]
-    InvalidProducerEpoch { producer_id: i64, current: i16, got: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
     /// Not produced by this module today (an unknown producer is accepted, as Kafka does
     /// once a producer's state has expired); kept for the transaction coordinator.
     #[error("unknown producer id {producer_id}")]

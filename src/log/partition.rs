@@ -81,21 +81,31 @@ impl PartitionLog {
         self.producers.len()
     }
     /// Epoch and last five batches of a producer (tests, diagnostics, DescribeProducers).
-    pub fn producer_state(&self, producer_id: i64) -> Option<&super::producer_state::ProducerEntry> {
+    pub fn producer_state(&self, producer_id: i64) -> Option<&super::ProducerEntry> {
         self.producers.get(producer_id)
     }
 
     fn active(&self) -> &Segment {
         // `segments` is never empty: open creates a segment when there is none.
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     fn out_of_range(&self, requested: i64) -> Error {
-        Error::OffsetOutOfRange { requested, log_start: self.log_start_offset, log_end: self.log_end_offset }
+        Error::OffsetOutOfRange {
+            requested,
+            log_start: self.log_start_offset,
+            log_end: self.log_end_offset,
+        }
     }
 
     /// Appends the batches of one Produce request: validates them all and checks their
@@ -130,7 +140,11 @@ impl PartitionLog {
             let batch = &mut records[position_bytes..position_bytes + h.total_bytes()];
             records::set_base_offset(batch, offset);
             records::set_partition_leader_epoch(batch, leader_epoch);
-            stored.push(BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..*h });
+            stored.push(BatchHeader {
+                base_offset: offset,
+                partition_leader_epoch: leader_epoch,
+                ..*h
+            });
             position_bytes += h.total_bytes();
             offset += i64::from(h.last_offset_delta) + 1;
         }
@@ -143,7 +157,11 @@ impl PartitionLog {
         self.log_end_offset = next_offset;
         self.unsynced.insert(active_base, next_offset);
         self.producers.commit(updates);
-        debug_assert_eq!(self.log_end_offset, self.active().next_offset(), "offsets must stay dense");
+        debug_assert_eq!(
+            self.log_end_offset,
+            self.active().next_offset(),
+            "offsets must stay dense"
+        );
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -182,7 +200,12 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, new_base, &self.config)?;
         self.segments.insert(new_base, segment);
         self.dir_unsynced_from = Some(new_base);
-        if let Err(e) = checkpoint::write_producer_snapshot(&self.dir, new_base, self.producers.entries(), false) {
+        if let Err(e) = checkpoint::write_producer_snapshot(
+            &self.dir,
+            new_base,
+            self.producers.entries(),
+            false,
+        ) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot failed; recovery will replay more");
         }
         Ok(())
@@ -192,15 +215,31 @@ impl PartitionLog {
     /// segment, stopping before a batch whose base offset is >= `max_offset` and before
     /// exceeding `max_bytes`, except that with `min_one_batch` the first batch is
     /// returned whole even if larger (KIP-74). `offset == log end` gives no records.
-    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<ReadResult> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(self.out_of_range(offset));
         }
         let records = self.read_records(offset, max_bytes, max_offset, min_one_batch)?;
-        Ok(ReadResult { records, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset })
+        Ok(ReadResult {
+            records,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        })
     }
 
-    fn read_records(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Bytes> {
+    fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Bytes> {
         if offset == self.log_end_offset {
             return Ok(Bytes::new());
         }
@@ -210,7 +249,11 @@ impl PartitionLog {
             return Ok(Bytes::new());
         }
         if first.total_bytes() > max_bytes {
-            return if min_one_batch { segment.read_bytes(position_bytes, first.total_bytes()) } else { Ok(Bytes::new()) };
+            return if min_one_batch {
+                segment.read_bytes(position_bytes, first.total_bytes())
+            } else {
+                Ok(Bytes::new())
+            };
         }
         let available_bytes = segment.size_bytes() - position_bytes;
         let want_bytes = (max_bytes as u64).min(available_bytes) as usize;
@@ -228,13 +271,20 @@ impl PartitionLog {
 
     /// The segment whose offsets include `offset` (which must be in [start, end)).
     fn segment_for(&self, offset: i64) -> Result<&Segment> {
-        self.segments.range(..=offset).next_back().map(|(_, s)| s).ok_or_else(|| self.out_of_range(offset))
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .ok_or_else(|| self.out_of_range(offset))
     }
 
     fn locate_in(&self, segment: &Segment, offset: i64) -> Result<(BatchHeader, u64)> {
         segment.locate(offset)?.ok_or_else(|| Error::Corrupt {
             path: segment.log_path().to_path_buf(),
-            reason: format!("offset {offset} below the log end {} is not in its segment", self.log_end_offset),
+            reason: format!(
+                "offset {offset} below the log end {} is not in its segment",
+                self.log_end_offset
+            ),
         })
     }
 
@@ -242,11 +292,17 @@ impl PartitionLog {
     /// timestamp is >= `timestamp`, with that record's timestamp; `None` if none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         for segment in self.segments.values() {
-            if segment.max_timestamp() < timestamp || segment.next_offset() <= self.log_start_offset {
+            if segment.max_timestamp() < timestamp || segment.next_offset() <= self.log_start_offset
+            {
                 continue;
             }
-            let from_offset = segment.time_index().lookup(timestamp).max(self.log_start_offset);
-            let Some((_, start_bytes)) = segment.locate(from_offset)? else { continue };
+            let from_offset = segment
+                .time_index()
+                .lookup(timestamp)
+                .max(self.log_start_offset);
+            let Some((_, start_bytes)) = segment.locate(from_offset)? else {
+                continue;
+            };
             // Batches before `from_offset` hold only earlier timestamps (time index
             // invariant); from there, decode each batch whose header could match.
             let (mut found, mut failure) = (None, None);
@@ -256,7 +312,9 @@ impl PartitionLog {
                 }
                 match self.decode_timestamps(segment, h, at) {
                     Ok(records) => {
-                        found = records.into_iter().find(|&(o, ts)| ts >= timestamp && o >= self.log_start_offset);
+                        found = records
+                            .into_iter()
+                            .find(|&(o, ts)| ts >= timestamp && o >= self.log_start_offset);
                         found.is_none()
                     }
                     Err(e) => {
@@ -294,7 +352,10 @@ impl PartitionLog {
             }
         };
         match self.decode_timestamps(segment, &located.0, located.1) {
-            Ok(records) => records.into_iter().find(|&(_, t)| t == ts).or(Some((batch_offset, ts))),
+            Ok(records) => records
+                .into_iter()
+                .find(|&(_, t)| t == ts)
+                .or(Some((batch_offset, ts))),
             Err(e) => {
                 tracing::warn!(error = %e, "max timestamp batch not decodable");
                 Some((batch_offset, ts))
@@ -303,7 +364,12 @@ impl PartitionLog {
     }
 
     /// (offset, timestamp) of every record of the batch at `position_bytes`.
-    fn decode_timestamps(&self, segment: &Segment, h: &BatchHeader, position_bytes: u64) -> Result<Vec<(i64, i64)>> {
+    fn decode_timestamps(
+        &self,
+        segment: &Segment,
+        h: &BatchHeader,
+        position_bytes: u64,
+    ) -> Result<Vec<(i64, i64)>> {
         let mut bytes = segment.read_bytes(position_bytes, h.total_bytes())?;
         let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| Error::Corrupt {
             path: segment.log_path().to_path_buf(),
@@ -313,7 +379,16 @@ impl PartitionLog {
         Ok(set
             .records
             .iter()
-            .map(|r| (r.offset, if log_append_time { h.max_timestamp } else { r.timestamp }))
+            .map(|r| {
+                (
+                    r.offset,
+                    if log_append_time {
+                        h.max_timestamp
+                    } else {
+                        r.timestamp
+                    },
+                )
+            })
             .collect())
     }
 
@@ -323,7 +398,9 @@ impl PartitionLog {
     pub fn sync_handles(&self) -> (Vec<File>, i64) {
         let mut files = Vec::with_capacity(self.unsynced.len() + 1);
         for base in self.unsynced.keys() {
-            let Some(segment) = self.segments.get(base) else { continue };
+            let Some(segment) = self.segments.get(base) else {
+                continue;
+            };
             match segment.log_file().try_clone() {
                 Ok(f) => files.push(f),
                 Err(e) => return self.no_sync_progress(e),
@@ -356,10 +433,10 @@ impl PartitionLog {
             self.dir_unsynced_from = None;
         }
         self.marks_since_checkpoint += 1;
-        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT {
-            if let Err(e) = self.checkpoint() {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "log checkpoint failed");
-            }
+        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "log checkpoint failed");
         }
     }
 
@@ -385,7 +462,12 @@ impl PartitionLog {
         self.active_mut().seal()?;
         self.active().sync_all()?;
         checkpoint::sync_dir(&self.dir)?;
-        checkpoint::write_producer_snapshot(&self.dir, self.log_end_offset, self.producers.entries(), true)?;
+        checkpoint::write_producer_snapshot(
+            &self.dir,
+            self.log_end_offset,
+            self.producers.entries(),
+            true,
+        )?;
         self.unsynced.clear();
         self.dir_unsynced_from = None;
         self.recovery_point = self.log_end_offset;

@@ -11,7 +11,12 @@ use super::{Error, LogConfig, PartitionLog};
 use crate::protocol::records::{BatchHeader, BatchIter};
 
 fn tiny_config() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 100, segment_index_bytes: 4096, max_message_bytes: 1 << 20 }
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 100,
+        segment_index_bytes: 4096,
+        max_message_bytes: 1 << 20,
+    }
 }
 
 fn open(dir: &Path) -> PartitionLog {
@@ -59,12 +64,25 @@ fn append_assigns_dense_offsets_and_rewrites_epoch() {
     let mut b = test_util::plain(3, 1_000);
     b.extend(test_util::plain(2, 2_000));
     let info = log.append(&mut b, 7).unwrap();
-    assert_eq!((info.base_offset, info.last_offset, info.batches, info.duplicate), (0, 4, 2, false));
+    assert_eq!(
+        (
+            info.base_offset,
+            info.last_offset,
+            info.batches,
+            info.duplicate
+        ),
+        (0, 4, 2, false)
+    );
     let info = log.append(&mut test_util::plain(1, 3_000), 8).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (5, 5));
     let all = read_all(&log);
     assert_dense(&all, 0);
-    assert_eq!(all.iter().map(|(h, _)| h.partition_leader_epoch).collect::<Vec<_>>(), vec![7, 7, 8]);
+    assert_eq!(
+        all.iter()
+            .map(|(h, _)| h.partition_leader_epoch)
+            .collect::<Vec<_>>(),
+        vec![7, 7, 8]
+    );
     // The bytes stored are the bytes the producer sent, except the rewritten fields.
     assert_eq!(all[0].1[21..], test_util::plain(3, 1_000)[21..]);
 }
@@ -75,14 +93,21 @@ fn rolls_segments_and_reads_across_them() {
     let mut log = open(dir.path());
     let mut sent = Vec::new();
     for i in 0..60 {
-        let mut b = test_util::build(&Spec { records: 1 + i % 4, value_bytes: 20 + i * 3, ..Spec::default() });
+        let mut b = test_util::build(&Spec {
+            records: 1 + i % 4,
+            value_bytes: 20 + i * 3,
+            ..Spec::default()
+        });
         sent.push(b.clone());
         log.append(&mut b, 0).unwrap();
     }
     assert!(log.segment_count() > 5, "{} segments", log.segment_count());
     for path in segment_files(dir.path()) {
         let len = fs::metadata(&path).unwrap().len();
-        assert!(len <= 1024 || BatchIter::new(&fs::read(&path).unwrap()).count() == 1, "{path:?} {len}");
+        assert!(
+            len <= 1024 || BatchIter::new(&fs::read(&path).unwrap()).count() == 1,
+            "{path:?} {len}"
+        );
     }
     let all = read_all(&log);
     assert_eq!(all.len(), sent.len());
@@ -97,12 +122,46 @@ fn oversized_batch_gets_a_segment_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     log.append(&mut test_util::plain(1, 0), 0).unwrap();
-    let mut big = test_util::build(&Spec { value_bytes: 3000, ..Spec::default() });
+    let mut big = test_util::build(&Spec {
+        value_bytes: 3000,
+        ..Spec::default()
+    });
     log.append(&mut big, 0).unwrap();
     log.append(&mut test_util::plain(1, 0), 0).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 1, 2]);
     let r = log.read(1, 10, i64::MAX, true).unwrap();
     assert_eq!(r.records.len(), big.len());
+}
+
+#[test]
+fn full_indexes_roll_and_every_offset_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 6 offset entries and 4 time entries, an entry after every batch.
+    let config = LogConfig {
+        segment_bytes: 1 << 30,
+        index_interval_bytes: 1,
+        segment_index_bytes: 48,
+        max_message_bytes: 1 << 20,
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..40 {
+        log.append(&mut test_util::plain(1 + i % 3, 1000 + i as i64 * 5), 0)
+            .unwrap();
+    }
+    assert!(log.segment_count() >= 8, "{} segments", log.segment_count());
+    for offset in 0..log.log_end_offset() {
+        let r = log.read(offset, 1, i64::MAX, true).unwrap();
+        let (h, _) = BatchIter::new(&r.records).next().unwrap();
+        assert!(
+            h.base_offset <= offset && offset <= h.last_offset(),
+            "offset {offset} in {h:?}"
+        );
+    }
+    let before = read_all(&log);
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(read_all(&log), before);
 }
 
 #[test]
@@ -119,7 +178,9 @@ fn read_limits_and_out_of_range() {
     let batch_bytes = sizes[0];
     // Offset inside a batch returns that whole batch.
     let r = log.read(3, 10_000, i64::MAX, false).unwrap();
-    let hs: Vec<_> = BatchIter::new(&r.records).map(|(h, _)| h.base_offset).collect();
+    let hs: Vec<_> = BatchIter::new(&r.records)
+        .map(|(h, _)| h.base_offset)
+        .collect();
     assert_eq!(hs, vec![2, 4, 6, 8]);
     assert_eq!((r.log_start_offset, r.log_end_offset), (0, 10));
     // max_bytes cuts at whole batches.
@@ -127,7 +188,10 @@ fn read_limits_and_out_of_range() {
     assert_eq!(r.records.len(), batch_bytes * 2);
     // A first batch larger than max_bytes: only with min_one_batch.
     assert!(log.read(0, 10, i64::MAX, false).unwrap().records.is_empty());
-    assert_eq!(log.read(0, 10, i64::MAX, true).unwrap().records.len(), batch_bytes);
+    assert_eq!(
+        log.read(0, 10, i64::MAX, true).unwrap().records.len(),
+        batch_bytes
+    );
     // max_offset: stop before a batch whose base offset is >= max_offset.
     let r = log.read(0, 10_000, 4, true).unwrap();
     assert_eq!(BatchIter::new(&r.records).count(), 2);
@@ -135,12 +199,24 @@ fn read_limits_and_out_of_range() {
     assert_eq!(BatchIter::new(&r.records).count(), 3);
     assert!(log.read(4, 10_000, 4, true).unwrap().records.is_empty());
     // The log end is an empty read; beyond either end is out of range.
-    assert!(log.read(10, 100, i64::MAX, true).unwrap().records.is_empty());
+    assert!(
+        log.read(10, 100, i64::MAX, true)
+            .unwrap()
+            .records
+            .is_empty()
+    );
     assert!(matches!(
         log.read(11, 100, i64::MAX, true),
-        Err(Error::OffsetOutOfRange { requested: 11, log_start: 0, log_end: 10 })
+        Err(Error::OffsetOutOfRange {
+            requested: 11,
+            log_start: 0,
+            log_end: 10
+        })
     ));
-    assert!(matches!(log.read(-1, 100, i64::MAX, true), Err(Error::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(-1, 100, i64::MAX, true),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -152,11 +228,19 @@ fn invalid_input_is_rejected_without_writing() {
     bad[last] ^= 1;
     let mut good_then_bad = test_util::plain(1, 0);
     good_then_bad.extend(&bad);
-    assert!(matches!(log.append(&mut good_then_bad, 0), Err(Error::Records(_))));
-    let mut big = test_util::build(&Spec { value_bytes: 2 << 20, ..Spec::default() });
+    assert!(matches!(
+        log.append(&mut good_then_bad, 0),
+        Err(Error::Records(_))
+    ));
+    let mut big = test_util::build(&Spec {
+        value_bytes: 2 << 20,
+        ..Spec::default()
+    });
     assert!(matches!(
         log.append(&mut big, 0),
-        Err(Error::Records(crate::protocol::records::RecordsError::MessageTooLarge { .. }))
+        Err(Error::Records(
+            crate::protocol::records::RecordsError::MessageTooLarge { .. }
+        ))
     ));
     assert_eq!(log.log_end_offset(), 0);
 }
@@ -166,15 +250,22 @@ fn reopen_after_clean_close() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     for i in 0..40 {
-        log.append(&mut test_util::plain(1 + i % 3, 1000 + i as i64 * 10), 1).unwrap();
+        log.append(&mut test_util::plain(1 + i % 3, 1000 + i as i64 * 10), 1)
+            .unwrap();
     }
     let (end, segments) = (log.log_end_offset(), log.segment_base_offsets());
     let before = read_all(&log);
     log.close().unwrap();
-    assert!(matches!(log.append(&mut test_util::plain(1, 0), 0), Err(Error::Io(_))));
+    assert!(matches!(
+        log.append(&mut test_util::plain(1, 0), 0),
+        Err(Error::Io(_))
+    ));
     drop(log);
     let mut log = open(dir.path());
-    assert_eq!((log.log_end_offset(), log.segment_base_offsets()), (end, segments));
+    assert_eq!(
+        (log.log_end_offset(), log.segment_base_offsets()),
+        (end, segments)
+    );
     assert_eq!(log.recovery_point(), end);
     assert_eq!(read_all(&log), before);
     let info = log.append(&mut test_util::plain(2, 5000), 1).unwrap();
@@ -218,7 +309,12 @@ fn recovery_truncates_a_torn_tail_and_appends_continue_densely() {
     let last = segment_files(dir.path()).pop().unwrap();
     let len = fs::metadata(&last).unwrap().len();
     let last_batch_bytes = before.last().unwrap().1.len() as u64;
-    OpenOptions::new().write(true).open(&last).unwrap().set_len(len - last_batch_bytes / 2).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - last_batch_bytes / 2)
+        .unwrap();
     let mut log = open(dir.path());
     let after = read_all(&log);
     assert_eq!(after[..], before[..before.len() - 1]);
@@ -252,11 +348,45 @@ fn recovery_truncates_at_a_flipped_byte_and_drops_later_segments() {
     assert_eq!(log.segment_base_offsets(), bases[..2].to_vec());
     let after = read_all(&log);
     assert_eq!(after[..], before[..after.len()]);
-    assert_eq!(log.append(&mut test_util::plain(1, 0), 0).unwrap().base_offset, victim.base_offset);
+    assert_eq!(
+        log.append(&mut test_util::plain(1, 0), 0)
+            .unwrap()
+            .base_offset,
+        victim.base_offset
+    );
     assert_dense(&read_all(&log), 0);
     // And it survives another unclean restart.
     crash(log);
     assert_dense(&read_all(&open(dir.path())), 0);
+}
+
+#[test]
+fn recovery_from_the_recovery_point_with_a_flipped_byte_in_the_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    fill(&mut log, 30);
+    let (_, upto) = log.sync_handles();
+    log.mark_synced(upto);
+    log.checkpoint().unwrap();
+    fill(&mut log, 3);
+    let before = read_all(&log);
+    crash(log);
+    let last = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    fs::write(&last, &bytes).unwrap();
+    let mut log = open(dir.path());
+    assert_eq!(read_all(&log)[..], before[..before.len() - 1]);
+    assert_eq!(log.recovery_point(), log.log_end_offset());
+    let end = log.log_end_offset();
+    assert_eq!(
+        log.append(&mut test_util::plain(1, 0), 0)
+            .unwrap()
+            .base_offset,
+        end
+    );
+    assert_dense(&read_all(&log), 0);
 }
 
 #[test]
@@ -269,11 +399,18 @@ fn corrupt_indexes_of_trusted_segments_are_rebuilt() {
     drop(log);
     for entry in fs::read_dir(dir.path()).unwrap() {
         let p = entry.unwrap().path();
-        if p.extension().is_some_and(|x| x == "index" || x == "timeindex") {
+        if p.extension()
+            .is_some_and(|x| x == "index" || x == "timeindex")
+        {
             let len = fs::metadata(&p).unwrap().len();
             // Garbage the indexes: zero-extend (like an untrimmed preallocation) or scribble.
             if len % 2 == 0 {
-                OpenOptions::new().write(true).open(&p).unwrap().set_len(len + 64).unwrap();
+                OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_len(len + 64)
+                    .unwrap();
             } else {
                 fs::write(&p, vec![0xff; len as usize]).unwrap();
             }
@@ -281,46 +418,87 @@ fn corrupt_indexes_of_trusted_segments_are_rebuilt() {
     }
     let log = open(dir.path());
     assert_eq!(read_all(&log), before);
-    assert_eq!(log.offset_for_timestamp(1_020).unwrap(), Some((by_ts(&before, 1_020), 1_020)));
+    assert_eq!(
+        log.offset_for_timestamp(1_020).unwrap(),
+        Some((by_ts(&before, 1_020), 1_020))
+    );
 }
 
-/// Offset of the first record with timestamp >= ts, by linear scan of `fill` batches.
+/// Offset of the first record with timestamp >= ts, by linear scan of `fill` batches
+/// (whose record timestamps step by 1 within a batch).
 fn by_ts(batches: &[(BatchHeader, Vec<u8>)], ts: i64) -> i64 {
-    batches.iter().find(|(h, _)| h.max_timestamp >= ts).map(|(h, _)| h.base_offset).unwrap()
+    let (h, _) = batches.iter().find(|(h, _)| h.max_timestamp >= ts).unwrap();
+    h.base_offset + (ts - h.base_timestamp).max(0)
 }
 
 #[test]
 fn idempotent_producer_rules_and_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
-    assert_eq!(log.append(&mut test_util::idempotent(5, 0, 0, 3), 0).unwrap().base_offset, 0);
-    assert_eq!(log.append(&mut test_util::idempotent(5, 0, 3, 2), 0).unwrap().base_offset, 3);
+    assert_eq!(
+        log.append(&mut test_util::idempotent(5, 0, 0, 3), 0)
+            .unwrap()
+            .base_offset,
+        0
+    );
+    assert_eq!(
+        log.append(&mut test_util::idempotent(5, 0, 3, 2), 0)
+            .unwrap()
+            .base_offset,
+        3
+    );
     // Retry of the first batch: duplicate, original offsets, nothing written.
-    let dup = log.append(&mut test_util::idempotent(5, 0, 0, 3), 0).unwrap();
-    assert_eq!((dup.duplicate, dup.base_offset, dup.last_offset), (true, 0, 2));
+    let dup = log
+        .append(&mut test_util::idempotent(5, 0, 0, 3), 0)
+        .unwrap();
+    assert_eq!(
+        (dup.duplicate, dup.base_offset, dup.last_offset),
+        (true, 0, 2)
+    );
     assert_eq!(log.log_end_offset(), 5);
     assert!(matches!(
         log.append(&mut test_util::idempotent(5, 0, 9, 1), 0),
-        Err(Error::OutOfOrderSequence { producer_id: 5, expected: 5, got: 9 })
+        Err(Error::OutOfOrderSequence {
+            producer_id: 5,
+            expected: 5,
+            got: 9
+        })
     ));
     // A request whose second batch is out of order writes nothing at all.
     let mut two = test_util::idempotent(5, 0, 5, 1);
     two.extend(test_util::idempotent(5, 0, 7, 1));
-    assert!(matches!(log.append(&mut two, 0), Err(Error::OutOfOrderSequence { .. })));
+    assert!(matches!(
+        log.append(&mut two, 0),
+        Err(Error::OutOfOrderSequence { .. })
+    ));
     assert_eq!(log.log_end_offset(), 5);
 
     // Force many segments so the state comes from a snapshot plus replay.
     for s in 5..30 {
-        log.append(&mut test_util::idempotent(5, 0, s, 1), 0).unwrap();
+        log.append(&mut test_util::idempotent(5, 0, s, 1), 0)
+            .unwrap();
     }
-    log.append(&mut test_util::idempotent(6, 2, 100, 1), 0).unwrap();
+    log.append(&mut test_util::idempotent(6, 2, 100, 1), 0)
+        .unwrap();
     let state = log.producer_state(5).cloned();
     crash(log);
     let mut log = open(dir.path());
     assert_eq!(log.producer_state(5).cloned(), state);
-    assert!(log.append(&mut test_util::idempotent(5, 0, 29, 1), 0).unwrap().duplicate);
-    assert!(matches!(log.append(&mut test_util::idempotent(6, 1, 101, 1), 0), Err(Error::InvalidProducerEpoch { current: 2, got: 1, .. })));
-    log.append(&mut test_util::idempotent(5, 0, 30, 1), 0).unwrap();
+    assert!(
+        log.append(&mut test_util::idempotent(5, 0, 29, 1), 0)
+            .unwrap()
+            .duplicate
+    );
+    assert!(matches!(
+        log.append(&mut test_util::idempotent(6, 1, 101, 1), 0),
+        Err(Error::InvalidProducerEpoch {
+            current: 2,
+            got: 1,
+            ..
+        })
+    ));
+    log.append(&mut test_util::idempotent(5, 0, 30, 1), 0)
+        .unwrap();
     log.close().unwrap();
     drop(log);
     // Also without any snapshot: full header replay.
@@ -331,18 +509,36 @@ fn idempotent_producer_rules_and_state_across_restarts() {
         }
     }
     let mut log = open(dir.path());
-    let dup = log.append(&mut test_util::idempotent(5, 0, 30, 1), 0).unwrap();
+    let dup = log
+        .append(&mut test_util::idempotent(5, 0, 30, 1), 0)
+        .unwrap();
     assert!(dup.duplicate);
-    assert!(matches!(log.append(&mut test_util::idempotent(5, 0, 32, 1), 0), Err(Error::OutOfOrderSequence { .. })));
-    assert!(matches!(log.append(&mut test_util::idempotent(5, 1, 3, 1), 0), Err(Error::OutOfOrderSequence { expected: 0, .. })));
-    assert!(!log.append(&mut test_util::idempotent(5, 1, 0, 1), 0).unwrap().duplicate);
+    assert!(matches!(
+        log.append(&mut test_util::idempotent(5, 0, 32, 1), 0),
+        Err(Error::OutOfOrderSequence { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut test_util::idempotent(5, 1, 3, 1), 0),
+        Err(Error::OutOfOrderSequence { expected: 0, .. })
+    ));
+    assert!(
+        !log.append(&mut test_util::idempotent(5, 1, 0, 1), 0)
+            .unwrap()
+            .duplicate
+    );
 }
 
 #[test]
 fn timestamps_across_segments_with_compression() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
-    let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     // Batch i: 5 records, timestamps 10_000 + 100*i + {0, 10, 20, 30, 40}, except that
     // batch 7 has older timestamps (out of order, as clients may send).
     let mut expected = Vec::new(); // (offset, timestamp) per record
@@ -363,7 +559,10 @@ fn timestamps_across_segments_with_compression() {
     }
     assert!(log.segment_count() > 3);
     let model = |ts: i64| expected.iter().copied().find(|&(_, t)| t >= ts);
-    for ts in [0, 5_000, 5_015, 9_999, 10_000, 10_005, 10_040, 10_041, 10_700, 11_234, 12_940, 12_941, 99_999] {
+    for ts in [
+        0, 5_000, 5_015, 9_999, 10_000, 10_005, 10_040, 10_041, 10_700, 11_234, 12_940, 12_941,
+        99_999,
+    ] {
         assert_eq!(log.offset_for_timestamp(ts).unwrap(), model(ts), "ts {ts}");
     }
     assert_eq!(log.max_timestamp(), Some((149, 12_940)));
@@ -380,9 +579,36 @@ fn max_timestamp_picks_the_first_record_with_the_largest_timestamp() {
     let mut log = open(dir.path());
     assert_eq!(log.max_timestamp(), None);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
-    log.append(&mut test_util::build(&Spec { records: 3, first_timestamp: 100, timestamp_step: 50, ..Spec::default() }), 0).unwrap();
-    log.append(&mut test_util::build(&Spec { records: 4, first_timestamp: 300, timestamp_step: -100, ..Spec::default() }), 0).unwrap();
-    log.append(&mut test_util::build(&Spec { records: 2, first_timestamp: 300, timestamp_step: 0, ..Spec::default() }), 0).unwrap();
+    log.append(
+        &mut test_util::build(&Spec {
+            records: 3,
+            first_timestamp: 100,
+            timestamp_step: 50,
+            ..Spec::default()
+        }),
+        0,
+    )
+    .unwrap();
+    log.append(
+        &mut test_util::build(&Spec {
+            records: 4,
+            first_timestamp: 300,
+            timestamp_step: -100,
+            ..Spec::default()
+        }),
+        0,
+    )
+    .unwrap();
+    log.append(
+        &mut test_util::build(&Spec {
+            records: 2,
+            first_timestamp: 300,
+            timestamp_step: 0,
+            ..Spec::default()
+        }),
+        0,
+    )
+    .unwrap();
     assert_eq!(log.max_timestamp(), Some((3, 300)));
     crash(log);
     assert_eq!(open(dir.path()).max_timestamp(), Some((3, 300)));
@@ -425,7 +651,7 @@ fn delete_removes_the_directory() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Random appends, reads and restarts against a model of the log.
     #[test]

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Result};
-use crate::protocol::records::{increment_sequence, BatchHeader};
+use crate::protocol::records::{BatchHeader, increment_sequence};
 
 /// Batches remembered per producer for duplicate detection (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`, which matches `max.in.flight.requests.per.connection` = 5).
@@ -47,7 +47,12 @@ pub struct ProducerEntry {
 
 impl ProducerEntry {
     fn new(producer_id: i64, epoch: i16) -> Self {
-        ProducerEntry { producer_id, epoch, batches: VecDeque::new(), last_offset: -1 }
+        ProducerEntry {
+            producer_id,
+            epoch,
+            batches: VecDeque::new(),
+            last_offset: -1,
+        }
     }
 
     /// Records a batch (already checked, or replayed from the log).
@@ -64,7 +69,12 @@ impl ProducerEntry {
         if self.batches.len() == BATCHES_PER_PRODUCER {
             self.batches.pop_front();
         }
-        self.batches.push_back(BatchMeta { first_seq: h.base_sequence, last_seq: h.last_sequence(), base_offset, last_offset });
+        self.batches.push_back(BatchMeta {
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+            base_offset,
+            last_offset,
+        });
     }
 }
 
@@ -99,15 +109,24 @@ impl PendingProducers<'_> {
             return Ok(Check::Append);
         }
         let pid = h.producer_id;
-        let current = self.updated.get(&pid).or_else(|| self.base.producers.get(&pid));
+        let current = self
+            .updated
+            .get(&pid)
+            .or_else(|| self.base.producers.get(&pid));
         if let Some(entry) = current {
             if h.producer_epoch < entry.epoch {
-                return Err(Error::InvalidProducerEpoch { producer_id: pid, current: entry.epoch, got: h.producer_epoch });
+                return Err(Error::InvalidProducerEpoch {
+                    producer_id: pid,
+                    current: entry.epoch,
+                    got: h.producer_epoch,
+                });
             }
             if !h.is_control() {
                 check_sequence(entry, h)?;
                 if h.producer_epoch == entry.epoch {
-                    let dup = entry.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == h.last_sequence());
+                    let dup = entry.batches.iter().find(|b| {
+                        b.first_seq == h.base_sequence && b.last_seq == h.last_sequence()
+                    });
                     if let Some(dup) = dup {
                         return Ok(Check::Duplicate(*dup));
                     }
@@ -130,11 +149,18 @@ fn check_sequence(entry: &ProducerEntry, h: &BatchHeader) -> Result<()> {
     let pid = entry.producer_id;
     if h.producer_epoch > entry.epoch {
         if h.base_sequence != 0 {
-            return Err(Error::OutOfOrderSequence { producer_id: pid, expected: 0, got: h.base_sequence });
+            return Err(Error::OutOfOrderSequence {
+                producer_id: pid,
+                expected: 0,
+                got: h.base_sequence,
+            });
         }
         return Ok(());
     }
-    let is_dup = entry.batches.iter().any(|b| b.first_seq == h.base_sequence && b.last_seq == h.last_sequence());
+    let is_dup = entry
+        .batches
+        .iter()
+        .any(|b| b.first_seq == h.base_sequence && b.last_seq == h.last_sequence());
     if is_dup {
         return Ok(());
     }
@@ -143,7 +169,11 @@ fn check_sequence(entry: &ProducerEntry, h: &BatchHeader) -> Result<()> {
     if in_sequence(last_seq, h.base_sequence) {
         Ok(())
     } else {
-        Err(Error::OutOfOrderSequence { producer_id: pid, expected: increment_sequence(last_seq, 1).max(0), got: h.base_sequence })
+        Err(Error::OutOfOrderSequence {
+            producer_id: pid,
+            expected: increment_sequence(last_seq, 1).max(0),
+            got: h.base_sequence,
+        })
     }
 }
 
@@ -153,7 +183,10 @@ impl ProducerStateManager {
     }
 
     pub fn pending(&self) -> PendingProducers<'_> {
-        PendingProducers { base: self, updated: HashMap::new() }
+        PendingProducers {
+            base: self,
+            updated: HashMap::new(),
+        }
     }
 
     /// Applies checked changes after the batches were written.
@@ -190,7 +223,9 @@ impl ProducerStateManager {
     }
 
     pub fn from_entries(entries: Vec<ProducerEntry>) -> Self {
-        let mut this = ProducerStateManager { producers: entries.into_iter().map(|e| (e.producer_id, e)).collect() };
+        let mut this = ProducerStateManager {
+            producers: entries.into_iter().map(|e| (e.producer_id, e)).collect(),
+        };
         this.evict_if_needed();
         this
     }
@@ -201,9 +236,14 @@ impl ProducerStateManager {
         if self.producers.len() <= MAX_PRODUCERS_PER_PARTITION {
             return;
         }
-        let mut by_age: Vec<(i64, i64)> = self.producers.values().map(|e| (e.last_offset, e.producer_id)).collect();
+        let mut by_age: Vec<(i64, i64)> = self
+            .producers
+            .values()
+            .map(|e| (e.last_offset, e.producer_id))
+            .collect();
         by_age.sort_unstable();
-        let excess = self.producers.len() - MAX_PRODUCERS_PER_PARTITION + MAX_PRODUCERS_PER_PARTITION / 8;
+        let excess =
+            self.producers.len() - MAX_PRODUCERS_PER_PARTITION + MAX_PRODUCERS_PER_PARTITION / 8;
         for (_, pid) in by_age.into_iter().take(excess) {
             self.producers.remove(&pid);
         }
@@ -250,18 +290,55 @@ mod tests {
     fn sequences_duplicates_and_epochs() {
         let mut m = ProducerStateManager::new();
         // Unknown producer: any sequence is accepted.
-        assert_eq!(append(&mut m, header(1, 0, 7, 3), 0).unwrap(), Check::Append);
-        assert_eq!(append(&mut m, header(1, 0, 10, 2), 3).unwrap(), Check::Append);
+        assert_eq!(
+            append(&mut m, header(1, 0, 7, 3), 0).unwrap(),
+            Check::Append
+        );
+        assert_eq!(
+            append(&mut m, header(1, 0, 10, 2), 3).unwrap(),
+            Check::Append
+        );
         // Retry of either batch is a duplicate with the original offsets.
-        let dup = BatchMeta { first_seq: 7, last_seq: 9, base_offset: 0, last_offset: 2 };
-        assert_eq!(append(&mut m, header(1, 0, 7, 3), 5).unwrap(), Check::Duplicate(dup));
+        let dup = BatchMeta {
+            first_seq: 7,
+            last_seq: 9,
+            base_offset: 0,
+            last_offset: 2,
+        };
+        assert_eq!(
+            append(&mut m, header(1, 0, 7, 3), 5).unwrap(),
+            Check::Duplicate(dup)
+        );
         // Gap and overlap are out of order.
-        assert!(matches!(append(&mut m, header(1, 0, 13, 1), 5), Err(Error::OutOfOrderSequence { expected: 12, got: 13, .. })));
-        assert!(matches!(append(&mut m, header(1, 0, 8, 3), 5), Err(Error::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            append(&mut m, header(1, 0, 13, 1), 5),
+            Err(Error::OutOfOrderSequence {
+                expected: 12,
+                got: 13,
+                ..
+            })
+        ));
+        assert!(matches!(
+            append(&mut m, header(1, 0, 8, 3), 5),
+            Err(Error::OutOfOrderSequence { .. })
+        ));
         // A newer epoch must start at 0; then the older epoch is fenced.
-        assert!(matches!(append(&mut m, header(1, 1, 12, 1), 5), Err(Error::OutOfOrderSequence { expected: 0, .. })));
-        assert_eq!(append(&mut m, header(1, 1, 0, 1), 5).unwrap(), Check::Append);
-        assert!(matches!(append(&mut m, header(1, 0, 12, 1), 6), Err(Error::InvalidProducerEpoch { current: 1, got: 0, .. })));
+        assert!(matches!(
+            append(&mut m, header(1, 1, 12, 1), 5),
+            Err(Error::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert_eq!(
+            append(&mut m, header(1, 1, 0, 1), 5).unwrap(),
+            Check::Append
+        );
+        assert!(matches!(
+            append(&mut m, header(1, 0, 12, 1), 6),
+            Err(Error::InvalidProducerEpoch {
+                current: 1,
+                got: 0,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -271,11 +348,20 @@ mod tests {
             append(&mut m, header(9, 0, i, 1), i64::from(i)).unwrap();
         }
         assert_eq!(m.get(9).unwrap().batches.len(), BATCHES_PER_PRODUCER);
-        assert!(matches!(append(&mut m, header(9, 0, 1, 1), 7), Err(Error::OutOfOrderSequence { .. })));
-        assert!(matches!(append(&mut m, header(9, 0, 2, 1), 7).unwrap(), Check::Duplicate(_)));
+        assert!(matches!(
+            append(&mut m, header(9, 0, 1, 1), 7),
+            Err(Error::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            append(&mut m, header(9, 0, 2, 1), 7).unwrap(),
+            Check::Duplicate(_)
+        ));
         let mut w = ProducerStateManager::new();
         append(&mut w, header(4, 0, i32::MAX - 1, 2), 0).unwrap();
-        assert_eq!(append(&mut w, header(4, 0, 0, 1), 2).unwrap(), Check::Append);
+        assert_eq!(
+            append(&mut w, header(4, 0, 0, 1), 2).unwrap(),
+            Check::Append
+        );
     }
 
     #[test]
@@ -292,7 +378,15 @@ mod tests {
     fn replay_matches_append() {
         let mut a = ProducerStateManager::new();
         let mut r = ProducerStateManager::new();
-        for (i, h) in [header(1, 0, 0, 2), header(2, 3, 0, 1), header(1, 0, 2, 4), header(1, 1, 0, 1)].into_iter().enumerate() {
+        for (i, h) in [
+            header(1, 0, 0, 2),
+            header(2, 3, 0, 1),
+            header(1, 0, 2, 4),
+            header(1, 1, 0, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let mut h = h;
             h.base_offset = i as i64 * 10;
             append(&mut a, h, h.base_offset).unwrap();

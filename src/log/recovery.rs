@@ -36,10 +36,12 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
             if let Ok(base) = stem.parse::<i64>() {
                 bases.push(base);
             }
-        } else if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
-            if let Ok(base) = stem.parse::<i64>() {
-                index_files.push((base, entry.path()));
-            }
+        } else if let Some(stem) = name
+            .strip_suffix(".index")
+            .or_else(|| name.strip_suffix(".timeindex"))
+            && let Ok(base) = stem.parse::<i64>()
+        {
+            index_files.push((base, entry.path()));
         }
     }
     bases.sort_unstable();
@@ -52,7 +54,13 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
 }
 
 pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
-    fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        fs::create_dir_all(dir)?;
+        // Make the new directory's own entry durable too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            checkpoint::sync_dir(parent)?;
+        }
+    }
     let saved = Checkpoint::read(dir)?;
     let clean = saved.is_some_and(|c| c.clean_shutdown);
     let recovery_point = saved.map_or(i64::MIN, |c| c.recovery_point);
@@ -67,13 +75,16 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             Segment::open(dir, base, &config, false)?.delete_files()?;
             continue;
         }
-        if let Some(prev) = segments.values().next_back() {
-            if prev.next_offset() != base {
-                return Err(Error::Corrupt {
-                    path: dir.to_path_buf(),
-                    reason: format!("segment {base} does not follow the previous one ending at {}", prev.next_offset()),
-                });
-            }
+        if let Some(prev) = segments.values().next_back()
+            && prev.next_offset() != base
+        {
+            return Err(Error::Corrupt {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "segment {base} does not follow the previous one ending at {}",
+                    prev.next_offset()
+                ),
+            });
         }
         let last = i + 1 == bases.len();
         let bound = bases.get(i + 1).copied().unwrap_or(i64::MAX);
@@ -90,7 +101,11 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     }
     if cut {
         // The last remaining segment was opened as sealed; it is the active one now.
-        segments.values_mut().next_back().map(Segment::unseal).transpose()?;
+        segments
+            .values_mut()
+            .next_back()
+            .map(Segment::unseal)
+            .transpose()?;
     }
     if segments.is_empty() {
         let base = saved.map_or(0, |c| c.log_start_offset.max(0));
@@ -100,8 +115,14 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
 
     // `segments` is not empty here: a segment was created above if there was none.
     let first_base = *segments.keys().next().expect("at least one segment");
-    let log_end_offset = segments.values().next_back().expect("at least one segment").next_offset();
-    let log_start_offset = saved.map_or(first_base, |c| c.log_start_offset).clamp(first_base, log_end_offset);
+    let log_end_offset = segments
+        .values()
+        .next_back()
+        .expect("at least one segment")
+        .next_offset();
+    let log_start_offset = saved
+        .map_or(first_base, |c| c.log_start_offset)
+        .clamp(first_base, log_end_offset);
     let producers = rebuild_producers(dir, &segments, log_end_offset)?;
 
     for base in &recovered {
@@ -133,8 +154,13 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
 
 /// Producer state as of `log_end_offset`: the newest snapshot at or below it, then a
 /// replay of the batch headers after it.
-fn rebuild_producers(dir: &Path, segments: &BTreeMap<i64, Segment>, log_end_offset: i64) -> Result<ProducerStateManager> {
-    let (from_offset, entries) = checkpoint::load_producer_snapshot(dir, log_end_offset)?.unwrap_or((i64::MIN, Vec::new()));
+fn rebuild_producers(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_end_offset: i64,
+) -> Result<ProducerStateManager> {
+    let (from_offset, entries) =
+        checkpoint::load_producer_snapshot(dir, log_end_offset)?.unwrap_or((i64::MIN, Vec::new()));
     let mut producers = ProducerStateManager::from_entries(entries);
     for segment in segments.values() {
         if segment.next_offset() <= from_offset {

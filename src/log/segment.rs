@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::index::{OffsetIndex, TimeIndex};
 use super::{Error, LogConfig, Result};
-use crate::protocol::records::{BatchHeader, BATCH_HEADER_BYTES, NO_TIMESTAMP};
+use crate::protocol::records::{BATCH_HEADER_BYTES, BatchHeader, NO_TIMESTAMP};
 
 /// Read-ahead of the chunked reader used when walking a segment sequentially.
 const WALK_CHUNK_BYTES: usize = 1 << 20;
@@ -55,7 +55,13 @@ pub struct ChunkReader<'a> {
 
 impl<'a> ChunkReader<'a> {
     pub fn new(file: &'a File, end_bytes: u64, chunk_bytes: usize) -> Self {
-        ChunkReader { file, end_bytes, chunk_bytes, buf: Vec::new(), buf_start_bytes: 0 }
+        ChunkReader {
+            file,
+            end_bytes,
+            chunk_bytes,
+            buf: Vec::new(),
+            buf_start_bytes: 0,
+        }
     }
 
     /// Up to `len` bytes at `position_bytes` (fewer only at the end of the range).
@@ -99,7 +105,9 @@ impl<'a> ChunkReader<'a> {
         }
         let short = bytes.len() < BATCH_HEADER_BYTES;
         match BatchHeader::parse(bytes) {
-            Ok(h) if (h.total_bytes() as u64) <= self.end_bytes - position_bytes => Ok(HeaderAt::Batch(h)),
+            Ok(h) if (h.total_bytes() as u64) <= self.end_bytes - position_bytes => {
+                Ok(HeaderAt::Batch(h))
+            }
             Ok(_) => Ok(HeaderAt::Torn),
             Err(_) if short => Ok(HeaderAt::Torn),
             Err(e) => Ok(HeaderAt::Corrupt(e.to_string())),
@@ -137,8 +145,16 @@ impl Segment {
     /// Creates an empty active segment, replacing any stray files of that name.
     pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Segment> {
         let log_path = log_path(dir, base_offset);
-        let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path)?;
-        for p in [index_path(dir, base_offset), time_index_path(dir, base_offset)] {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        for p in [
+            index_path(dir, base_offset),
+            time_index_path(dir, base_offset),
+        ] {
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
@@ -155,8 +171,14 @@ impl Segment {
         Self::from_files(dir, base_offset, log_path, log, config, active)
     }
 
-    fn from_files(dir: &Path, base_offset: i64, log_path: PathBuf, log: File, config: &LogConfig, active: bool)
-        -> Result<Segment> {
+    fn from_files(
+        dir: &Path,
+        base_offset: i64,
+        log_path: PathBuf,
+        log: File,
+        config: &LogConfig,
+        active: bool,
+    ) -> Result<Segment> {
         let capacity = active.then_some(config.segment_index_bytes);
         let size_bytes = log.metadata()?.len();
         Ok(Segment {
@@ -209,7 +231,10 @@ impl Segment {
     }
 
     fn corrupt(&self, reason: String) -> Error {
-        Error::Corrupt { path: self.log_path.clone(), reason }
+        Error::Corrupt {
+            path: self.log_path.clone(),
+            reason,
+        }
     }
 
     /// Index bookkeeping for a batch now stored at `position_bytes`.
@@ -220,10 +245,16 @@ impl Segment {
             self.offset_of_max_timestamp = h.base_offset;
         }
         if self.bytes_since_index_entry >= self.index_interval_bytes && position_bytes > 0 {
-            // Positions fit u32: the partition rolls segments before 4 GiB.
-            let position = u32::try_from(position_bytes).expect("segment positions fit u32");
-            if self.offset_index.append(h.base_offset, position) {
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
+            // The partition rolls before 4 GiB, so positions fit u32; only one huge request
+            // in a fresh segment could pass it, and then lookups just walk further.
+            if let Ok(position) = u32::try_from(position_bytes)
+                && self.offset_index.append(h.base_offset, position)
+            {
+                self.time_index.maybe_append(
+                    self.max_timestamp,
+                    self.offset_of_max_timestamp,
+                    false,
+                );
             }
             self.bytes_since_index_entry = 0;
         }
@@ -235,7 +266,10 @@ impl Segment {
     /// end of the file and indexes them. On a failed write the file is cut back so the
     /// segment is unchanged.
     pub fn append(&mut self, buf: &[u8], headers: &[BatchHeader]) -> Result<()> {
-        debug_assert_eq!(headers.iter().map(|h| h.total_bytes()).sum::<usize>(), buf.len());
+        debug_assert_eq!(
+            headers.iter().map(|h| h.total_bytes()).sum::<usize>(),
+            buf.len()
+        );
         if let Err(e) = self.log.write_all_at(buf, self.size_bytes) {
             let _ = self.log.set_len(self.size_bytes);
             return Err(e.into());
@@ -273,10 +307,15 @@ impl Segment {
         let mut position_bytes = u64::from(start);
         loop {
             match reader.header_at(position_bytes)? {
-                HeaderAt::Batch(h) if h.last_offset() >= offset => return Ok(Some((h, position_bytes))),
+                HeaderAt::Batch(h) if h.last_offset() >= offset => {
+                    return Ok(Some((h, position_bytes)));
+                }
                 HeaderAt::Batch(h) => position_bytes += h.total_bytes() as u64,
                 HeaderAt::End | HeaderAt::Torn => {
-                    return Err(self.corrupt(format!("offset {offset} not found below {}", self.next_offset)));
+                    return Err(self.corrupt(format!(
+                        "offset {offset} not found below {}",
+                        self.next_offset
+                    )));
                 }
                 HeaderAt::Corrupt(reason) => return Err(self.corrupt(reason)),
             }
@@ -285,7 +324,11 @@ impl Segment {
 
     /// Calls `f` with every batch header from `position_bytes` to the end (structural
     /// walk, no CRC). Stops early when `f` returns false.
-    pub fn walk_headers(&self, position_bytes: u64, mut f: impl FnMut(&BatchHeader, u64) -> bool) -> Result<()> {
+    pub fn walk_headers(
+        &self,
+        position_bytes: u64,
+        mut f: impl FnMut(&BatchHeader, u64) -> bool,
+    ) -> Result<()> {
         let mut reader = self.reader(WALK_CHUNK_BYTES);
         let mut position_bytes = position_bytes;
         loop {
@@ -297,7 +340,9 @@ impl Segment {
                     position_bytes += h.total_bytes() as u64;
                 }
                 HeaderAt::End => return Ok(()),
-                HeaderAt::Torn => return Err(self.corrupt(format!("torn batch at {position_bytes}"))),
+                HeaderAt::Torn => {
+                    return Err(self.corrupt(format!("torn batch at {position_bytes}")));
+                }
                 HeaderAt::Corrupt(reason) => return Err(self.corrupt(reason)),
             }
         }
@@ -307,12 +352,18 @@ impl Segment {
     /// headers from the last index entry to the end to learn `next_offset`. Returns false
     /// (and leaves the caller to run [`Segment::recover`]) if anything looks wrong.
     pub fn load_trusted(&mut self, offset_bound: i64) -> Result<bool> {
-        if self.offset_index.sanity_check(offset_bound, self.size_bytes).is_err()
+        if self
+            .offset_index
+            .sanity_check(offset_bound, self.size_bytes)
+            .is_err()
             || self.time_index.sanity_check(offset_bound).is_err()
         {
             return Ok(false);
         }
-        let (mut next_offset, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
+        let (mut next_offset, start) = self
+            .offset_index
+            .last_entry()
+            .unwrap_or((self.base_offset, 0));
         let mut position_bytes = u64::from(start);
         let mut reader = self.reader(WALK_CHUNK_BYTES);
         loop {
@@ -382,9 +433,14 @@ impl Segment {
                 ));
                 break;
             }
-            let crc = reader.crc_of(position_bytes + CRC_FROM_BYTES, h.total_bytes() as u64 - CRC_FROM_BYTES)?;
+            let crc = reader.crc_of(
+                position_bytes + CRC_FROM_BYTES,
+                h.total_bytes() as u64 - CRC_FROM_BYTES,
+            )?;
             if crc != h.crc {
-                reason = Some(format!("crc mismatch in batch at position {position_bytes}"));
+                reason = Some(format!(
+                    "crc mismatch in batch at position {position_bytes}"
+                ));
                 break;
             }
             self.on_batch_stored(&h, position_bytes);
@@ -411,7 +467,8 @@ impl Segment {
     /// Makes this segment read-only: writes the final time-index entry (the segment's
     /// maximum timestamp) and trims both index files to their entries.
     pub fn seal(&mut self) -> Result<()> {
-        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+        self.time_index
+            .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
         self.offset_index.trim()?;
         self.time_index.trim()?;
         Ok(())

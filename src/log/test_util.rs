@@ -2,7 +2,9 @@
 //! would send them.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -42,7 +44,9 @@ pub fn build(spec: &Spec) -> Vec<u8> {
             producer_epoch: spec.producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if spec.base_sequence < 0 { -1 } else { spec.base_sequence + i as i32 },
+            // The encoder splits a batch wherever offset - sequence changes, so sequences
+            // count up even without a producer id (the batch's base sequence stays -1).
+            sequence: spec.base_sequence.wrapping_add(i as i32),
             timestamp: spec.first_timestamp + i as i64 * spec.timestamp_step,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; spec.value_bytes])),
@@ -51,7 +55,10 @@ pub fn build(spec: &Spec) -> Vec<u8> {
         })
         .collect();
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: spec.compression };
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: spec.compression,
+    };
     // Encoding records we just built cannot fail for these sizes.
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode test batch");
     buf.to_vec()
@@ -59,10 +66,25 @@ pub fn build(spec: &Spec) -> Vec<u8> {
 
 /// A plain batch of `records` records, timestamps from `first_timestamp`.
 pub fn plain(records: usize, first_timestamp: i64) -> Vec<u8> {
-    build(&Spec { records, first_timestamp, ..Spec::default() })
+    build(&Spec {
+        records,
+        first_timestamp,
+        ..Spec::default()
+    })
 }
 
 /// An idempotent producer's batch.
-pub fn idempotent(producer_id: i64, producer_epoch: i16, base_sequence: i32, records: usize) -> Vec<u8> {
-    build(&Spec { records, producer_id, producer_epoch, base_sequence, ..Spec::default() })
+pub fn idempotent(
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    records: usize,
+) -> Vec<u8> {
+    build(&Spec {
+        records,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        ..Spec::default()
+    })
 }

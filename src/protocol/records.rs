@@ -64,11 +64,15 @@ pub enum RecordsError {
 }
 
 fn corrupt(reason: impl Into<String>) -> RecordsError {
-    RecordsError::CorruptMessage { reason: reason.into() }
+    RecordsError::CorruptMessage {
+        reason: reason.into(),
+    }
 }
 
 fn invalid(reason: impl Into<String>) -> RecordsError {
-    RecordsError::InvalidRecord { reason: reason.into() }
+    RecordsError::InvalidRecord {
+        reason: reason.into(),
+    }
 }
 
 /// The parsed fixed header of one v2 record batch.
@@ -111,11 +115,16 @@ impl BatchHeader {
     /// whole batch is present, nor the CRC (see [`validate_batches`], [`BatchIter`]).
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, RecordsError> {
         if buf.len() < LOG_OVERHEAD {
-            return Err(corrupt(format!("{} bytes cannot hold a batch length", buf.len())));
+            return Err(corrupt(format!(
+                "{} bytes cannot hold a batch length",
+                buf.len()
+            )));
         }
         let batch_length = be_i32(buf, BATCH_LENGTH_AT);
         if batch_length < MIN_BATCH_LENGTH {
-            return Err(corrupt(format!("batch length {batch_length} is below {MIN_BATCH_LENGTH}")));
+            return Err(corrupt(format!(
+                "batch length {batch_length} is below {MIN_BATCH_LENGTH}"
+            )));
         }
         if buf.len() <= MAGIC_AT {
             return Err(corrupt("batch truncated before its magic byte"));
@@ -125,7 +134,10 @@ impl BatchHeader {
             return Err(RecordsError::UnsupportedMagic(magic));
         }
         if buf.len() < BATCH_HEADER_BYTES {
-            return Err(corrupt(format!("{} bytes cannot hold a batch header", buf.len())));
+            return Err(corrupt(format!(
+                "{} bytes cannot hold a batch header",
+                buf.len()
+            )));
         }
         Ok(BatchHeader {
             base_offset: be_i64(buf, BASE_OFFSET_AT),
@@ -205,7 +217,8 @@ pub fn set_base_offset(batch: &mut [u8], off: i64) {
 
 /// Rewrites `partitionLeaderEpoch`; the CRC does not cover it. `batch` must hold a header.
 pub fn set_partition_leader_epoch(batch: &mut [u8], e: i32) {
-    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4].copy_from_slice(&e.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&e.to_be_bytes());
 }
 
 /// CRC-32C of `batch[21..]`, the bytes the stored `crc` field covers. `batch` must be one
@@ -228,7 +241,10 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, RecordsError> {
     }
     let actual = compute_crc(&buf[..total_bytes]);
     if actual != header.crc {
-        return Err(corrupt(format!("crc mismatch: stored {:#010x}, computed {actual:#010x}", header.crc)));
+        return Err(corrupt(format!(
+            "crc mismatch: stored {:#010x}, computed {actual:#010x}",
+            header.crc
+        )));
     }
     Ok(header)
 }
@@ -248,13 +264,19 @@ fn check_produce_rules(h: &BatchHeader) -> Result<(), RecordsError> {
         )));
     }
     if h.compression() > MAX_COMPRESSION_CODEC {
-        return Err(corrupt(format!("unknown compression codec {}", h.compression())));
+        return Err(corrupt(format!(
+            "unknown compression codec {}",
+            h.compression()
+        )));
     }
     if h.is_transactional() && !h.has_producer_id() {
         return Err(invalid("transactional batch without a producer id"));
     }
     if h.has_producer_id() && !h.is_control() && h.base_sequence < 0 {
-        return Err(invalid(format!("idempotent batch with base sequence {}", h.base_sequence)));
+        return Err(invalid(format!(
+            "idempotent batch with base sequence {}",
+            h.base_sequence
+        )));
     }
     Ok(())
 }
@@ -262,7 +284,10 @@ fn check_produce_rules(h: &BatchHeader) -> Result<(), RecordsError> {
 /// Validates the concatenated batches of one partition of a Produce request: framing
 /// (no length is trusted), magic, CRC, record count vs. last offset delta, the size limit
 /// and the absence of a trailing partial batch. Returns the headers in order.
-pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, RecordsError> {
+pub fn validate_batches(
+    buf: &[u8],
+    max_batch_bytes: usize,
+) -> Result<Vec<BatchHeader>, RecordsError> {
     if buf.is_empty() {
         return Err(corrupt("no record batch"));
     }
@@ -273,7 +298,10 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchH
         // Check the size limit from the header alone, before hashing a huge batch.
         let header = BatchHeader::parse(rest)?;
         if header.total_bytes() > max_batch_bytes {
-            return Err(RecordsError::MessageTooLarge { size: header.total_bytes(), max: max_batch_bytes });
+            return Err(RecordsError::MessageTooLarge {
+                size: header.total_bytes(),
+                max: max_batch_bytes,
+            });
         }
         let header = check_batch(rest)?;
         check_produce_rules(&header)?;
@@ -302,12 +330,22 @@ pub struct BatchIter<'a> {
 impl<'a> BatchIter<'a> {
     /// Structural walk: lengths and magic, no CRC (reads of already-checked data).
     pub fn new(buf: &'a [u8]) -> Self {
-        BatchIter { buf, position_bytes: 0, verify_crc: false, stopped: false, truncated_tail: false, error: None }
+        BatchIter {
+            buf,
+            position_bytes: 0,
+            verify_crc: false,
+            stopped: false,
+            truncated_tail: false,
+            error: None,
+        }
     }
 
     /// Walk that also checks every CRC (recovery).
     pub fn verified(buf: &'a [u8]) -> Self {
-        BatchIter { verify_crc: true, ..BatchIter::new(buf) }
+        BatchIter {
+            verify_crc: true,
+            ..BatchIter::new(buf)
+        }
     }
 
     /// End of the last whole (and, if verified, intact) batch yielded so far.
@@ -341,7 +379,8 @@ impl Iterator for BatchIter<'_> {
                 // A header cut short by the end of the buffer is a torn tail, not corruption.
                 let short = rest.len() < BATCH_HEADER_BYTES
                     && !matches!(e, RecordsError::UnsupportedMagic(_))
-                    && !(rest.len() >= LOG_OVERHEAD && be_i32(rest, BATCH_LENGTH_AT) < MIN_BATCH_LENGTH);
+                    && !(rest.len() >= LOG_OVERHEAD
+                        && be_i32(rest, BATCH_LENGTH_AT) < MIN_BATCH_LENGTH);
                 if short {
                     self.truncated_tail = true;
                 } else {
@@ -355,12 +394,12 @@ impl Iterator for BatchIter<'_> {
             self.truncated_tail = true;
             return None;
         }
-        if self.verify_crc {
-            if let Err(e) = check_batch(rest) {
-                self.stopped = true;
-                self.error = Some(e);
-                return None;
-            }
+        if self.verify_crc
+            && let Err(e) = check_batch(rest)
+        {
+            self.stopped = true;
+            self.error = Some(e);
+            return None;
         }
         let start = self.position_bytes;
         self.position_bytes += header.total_bytes();
@@ -372,7 +411,9 @@ impl Iterator for BatchIter<'_> {
 mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
     use proptest::prelude::*;
 
     fn record(offset: i64, seq: i32, producer_id: i64) -> Record {
@@ -394,10 +435,19 @@ mod tests {
     }
 
     fn batch(count: i64, compression: Compression, producer_id: i64) -> Vec<u8> {
-        let records: Vec<Record> = (0..count).map(|i| record(i, i as i32, producer_id)).collect();
+        let records: Vec<Record> = (0..count)
+            .map(|i| record(i, i as i32, producer_id))
+            .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-            .expect("encode test batch");
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode test batch");
         buf.to_vec()
     }
 
@@ -406,9 +456,20 @@ mod tests {
         let b = batch(3, Compression::None, 7);
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(h.total_bytes(), b.len());
-        assert_eq!((h.base_offset, h.last_offset_delta, h.record_count), (0, 2, 3));
+        assert_eq!(
+            (h.base_offset, h.last_offset_delta, h.record_count),
+            (0, 2, 3)
+        );
         assert_eq!((h.last_offset(), h.next_offset()), (2, 3));
-        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence()), (7, 0, 0, 2));
+        assert_eq!(
+            (
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                h.last_sequence()
+            ),
+            (7, 0, 0, 2)
+        );
         assert_eq!((h.base_timestamp, h.max_timestamp), (1_000, 1_002));
         assert!(h.has_producer_id() && !h.is_transactional() && !h.is_control());
         assert_eq!(h.compression(), 0);
@@ -422,7 +483,10 @@ mod tests {
         set_base_offset(&mut b, 12_345);
         set_partition_leader_epoch(&mut b, 9);
         let h = check_batch(&b).unwrap();
-        assert_eq!((h.base_offset, h.partition_leader_epoch, h.compression()), (12_345, 9, 1));
+        assert_eq!(
+            (h.base_offset, h.partition_leader_epoch, h.compression()),
+            (12_345, 9, 1)
+        );
     }
 
     #[test]
@@ -431,7 +495,10 @@ mod tests {
         buf.extend(batch(5, Compression::Lz4, -1));
         buf.extend(batch(1, Compression::Zstd, -1));
         let hs = validate_batches(&buf, 1 << 20).unwrap();
-        assert_eq!(hs.iter().map(|h| h.record_count).collect::<Vec<_>>(), vec![2, 5, 1]);
+        assert_eq!(
+            hs.iter().map(|h| h.record_count).collect::<Vec<_>>(),
+            vec![2, 5, 1]
+        );
         let it: Vec<_> = BatchIter::verified(&buf).map(|(_, r)| r).collect();
         assert_eq!(it.len(), 3);
         assert_eq!(it[2].end, buf.len());
@@ -440,37 +507,61 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         let good = batch(2, Compression::None, -1);
-        assert!(matches!(validate_batches(&[], 100), Err(RecordsError::CorruptMessage { .. })));
+        assert!(matches!(
+            validate_batches(&[], 100),
+            Err(RecordsError::CorruptMessage { .. })
+        ));
         // Trailing partial batch.
         let mut torn = good.clone();
         torn.extend_from_slice(&good[..30]);
-        assert!(matches!(validate_batches(&torn, 1 << 20), Err(RecordsError::CorruptMessage { .. })));
+        assert!(matches!(
+            validate_batches(&torn, 1 << 20),
+            Err(RecordsError::CorruptMessage { .. })
+        ));
         // Too large.
         assert_eq!(
             validate_batches(&good, good.len() - 1),
-            Err(RecordsError::MessageTooLarge { size: good.len(), max: good.len() - 1 })
+            Err(RecordsError::MessageTooLarge {
+                size: good.len(),
+                max: good.len() - 1
+            })
         );
         // Bad magic.
         let mut m = good.clone();
         m[16] = 1;
-        assert_eq!(validate_batches(&m, 1 << 20), Err(RecordsError::UnsupportedMagic(1)));
+        assert_eq!(
+            validate_batches(&m, 1 << 20),
+            Err(RecordsError::UnsupportedMagic(1))
+        );
         // Length too small, negative, past the end.
         for len in [0i32, 48, -1, i32::MAX] {
             let mut l = good.clone();
             l[8..12].copy_from_slice(&len.to_be_bytes());
-            assert!(matches!(validate_batches(&l, usize::MAX), Err(RecordsError::CorruptMessage { .. })), "{len}");
+            assert!(
+                matches!(
+                    validate_batches(&l, usize::MAX),
+                    Err(RecordsError::CorruptMessage { .. })
+                ),
+                "{len}"
+            );
         }
         // Record count inconsistent with last offset delta (CRC recomputed so only the rule fails).
         let mut c = good.clone();
         c[57..61].copy_from_slice(&5i32.to_be_bytes());
         let crc = compute_crc(&c);
         c[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(validate_batches(&c, 1 << 20), Err(RecordsError::InvalidRecord { .. })));
+        assert!(matches!(
+            validate_batches(&c, 1 << 20),
+            Err(RecordsError::InvalidRecord { .. })
+        ));
         // CRC flip.
         let mut f = good.clone();
         let last = f.len() - 1;
         f[last] ^= 0x01;
-        assert!(matches!(validate_batches(&f, 1 << 20), Err(RecordsError::CorruptMessage { .. })));
+        assert!(matches!(
+            validate_batches(&f, 1 << 20),
+            Err(RecordsError::CorruptMessage { .. })
+        ));
     }
 
     #[test]
@@ -501,7 +592,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn mutations_never_panic(
