@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import brokers  # noqa: E402
-from util import unique_topic, wait_for_topic  # noqa: E402
+from util import rdkafka_conf, unique_topic, wait_for_topic  # noqa: E402
 
 _SESSION_BROKER: list[brokers.Broker] = []
 
@@ -85,7 +85,7 @@ def create_topic(broker):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     def _create(name: str, partitions: int = 1, config: dict[str, str] | None = None):
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin = AdminClient(rdkafka_conf(broker.bootstrap))
         futures = admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1,
                       config=config or {})], operation_timeout=30, request_timeout=30)

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from util import unique_topic, wait_for_topic
+from util import rdkafka_conf, unique_topic, wait_for_topic
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
@@ -32,8 +32,8 @@ def make_records(n: int):
 def produce_all(bootstrap: str, topic: str, records, **conf):
     """Produce and return {index: (partition, offset)} from delivery reports; fails on
     any delivery error."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                  "acks": "all", "linger.ms": 5, **conf})
+    p = Producer(rdkafka_conf(bootstrap, **{"enable.idempotence": True, "acks": "all",
+                                            "linger.ms": 5, **conf}))
     acked, errors = {}, []
 
     def on_delivery(i):
@@ -58,9 +58,10 @@ def consume_exact(bootstrap: str, topic: str, partitions: int, expected_counts: 
                   timeout_s: float = 60):
     """Read every partition from offset 0 with assign() (no group, no commits) until the
     expected number per partition has arrived; returns {(partition, offset): Message}."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compat-unused",
-                  "enable.auto.commit": False, "enable.auto.offset.store": False,
-                  "auto.offset.reset": "error", "enable.partition.eof": False})
+    c = Consumer(rdkafka_conf(bootstrap, **{
+        "group.id": "compat-unused", "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "auto.offset.reset": "error",
+        "enable.partition.eof": False}))
     try:
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         got, per_part = {}, {p: 0 for p in range(partitions)}
@@ -118,8 +119,8 @@ def test_metadata_unknown_topic(broker):
     name = unique_topic("never-created")
     # A consumer handle's metadata request does not ask for auto-creation
     # (allow.auto.create.topics=false).
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "compat-unused",
-                  "allow.auto.create.topics": False})
+    c = Consumer(rdkafka_conf(broker.bootstrap, **{"group.id": "compat-unused",
+                                                   "allow.auto.create.topics": False}))
     try:
         md = c.list_topics(topic=name, timeout=10)
         t = md.topics[name]
@@ -129,7 +130,7 @@ def test_metadata_unknown_topic(broker):
     finally:
         c.close()
     # ... and it was not created as a side effect.
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin = AdminClient(rdkafka_conf(broker.bootstrap))
     assert name not in admin.list_topics(timeout=10).topics
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from util import unique_topic
+from util import rdkafka_conf, unique_topic
 
 PARTITIONS = 3
 
@@ -20,14 +20,13 @@ class ProduceLoop(threading.Thread):
     def __init__(self, bootstrap: str, topic: str):
         super().__init__(daemon=True)
         self.topic = topic
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 2,
+        self.producer = Producer(rdkafka_conf(bootstrap, **{
+            "enable.idempotence": True, "acks": "all", "linger.ms": 2,
             # Long enough that nothing expires while the broker is down.
             "message.timeout.ms": 120000,
             "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
             "retry.backoff.ms": 50, "retry.backoff.max.ms": 500,
-        })
+        }))
         self.stop_event = threading.Event()
         self.produced = 0
         self.acked: dict[str, tuple[int, int]] = {}  # value -> (partition, offset)
@@ -63,8 +62,9 @@ class ProduceLoop(threading.Thread):
 
 def read_all(bootstrap: str, topic: str) -> dict[int, list[tuple[int, str]]]:
     """Every record of every partition, from the low to the high watermark."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compat-unused",
-                  "enable.auto.commit": False, "auto.offset.reset": "error"})
+    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": "compat-unused",
+                                            "enable.auto.commit": False,
+                                            "auto.offset.reset": "error"}))
     try:
         marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
                  for p in range(PARTITIONS)}

@@ -7,7 +7,7 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-from util import describe_proc, unique_topic
+from util import describe_proc, rdkafka_conf, unique_topic
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 COUNT = 500
@@ -40,8 +40,9 @@ def test_produce_consume_round_trip(broker, run_java):
     # framing), so the broker must have kept the batches intact.
     for codec in CODECS:
         topic = f"{prefix}-{codec}"
-        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "compat-unused",
-                      "enable.auto.commit": False, "auto.offset.reset": "error"})
+        c = Consumer(rdkafka_conf(broker.bootstrap, **{"group.id": "compat-unused",
+                                                       "enable.auto.commit": False,
+                                                       "auto.offset.reset": "error"}))
         c.assign([TopicPartition(topic, p, 0) for p in range(3)])
         seen = {}
         deadline = time.monotonic() + 30

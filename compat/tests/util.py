@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import time
@@ -16,12 +17,21 @@ def unique_topic(label: str) -> str:
     return f"{clean}-{uuid.uuid4().hex[:8]}"
 
 
+_RDKAFKA_LOG = logging.getLogger("rdkafka")
+
+
+def rdkafka_conf(bootstrap: str, **conf) -> dict:
+    """confluent-kafka config with librdkafka's log routed to Python logging, so pytest
+    shows it only for failing tests (connection-refused noise during crash tests)."""
+    return {"bootstrap.servers": bootstrap, "logger": _RDKAFKA_LOG, **conf}
+
+
 def wait_for_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 30.0):
     """Wait until Metadata shows ``name`` with ``partitions`` partitions, each with a
     leader; returns the confluent_kafka TopicMetadata."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(rdkafka_conf(bootstrap))
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
