@@ -404,10 +404,16 @@ async fn assert_disconnects(b: &TestBroker, raw: &[u8]) {
 
 #[tokio::test]
 async fn hostile_frames_disconnect_cleanly() {
-    let b = TestBroker::start_with(|c| c.socket_request_max_bytes = 1 << 20).await;
+    let b = TestBroker::start_with(|c| {
+        c.socket_request_max_bytes = 1 << 20;
+        c.queued_bytes_max = 1 << 19;
+    })
+    .await;
     // Oversized and negative lengths: refused before any allocation.
     assert_disconnects(&b, &0x7fff_ffffi32.to_be_bytes()).await;
     assert_disconnects(&b, &((1 << 20) + 1i32).to_be_bytes()).await;
+    // Within socket.request.max.bytes but larger than the whole memory pool.
+    assert_disconnects(&b, &((1 << 19) + 1i32).to_be_bytes()).await;
     assert_disconnects(&b, &(-5i32).to_be_bytes()).await;
     // Unknown API key 9999, and an API we do not serve (JoinGroup, 11).
     for key in [9999i16, 11] {

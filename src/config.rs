@@ -22,6 +22,9 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// What `queued.max.request.bytes=-1` means: as many bytes as a semaphore can count.
+pub const QUEUED_BYTES_UNBOUNDED: usize = usize::MAX >> 4;
+
 /// Everything the broker needs to start. Fields in Kafka units (bytes, ms).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +45,9 @@ pub struct Config {
     pub connections_max: usize,
     /// Requests decoded but not yet answered, per connection (Kafka: `queued.max.requests`).
     pub inflight_requests_max: usize,
+    /// Request bytes held in memory across all connections, from frame read until
+    /// the response is written (Kafka: `queued.max.request.bytes`; -1 = unbounded).
+    pub queued_bytes_max: usize,
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_cleanup_policy: String,
@@ -68,6 +74,7 @@ impl Default for Config {
             socket_request_max_bytes: 104_857_600,
             connections_max: 10_000,
             inflight_requests_max: 500,
+            queued_bytes_max: 512 * 1024 * 1024,
             log_retention_ms: 168 * 3_600_000,
             log_retention_bytes: -1,
             log_cleanup_policy: "delete".into(),
@@ -144,6 +151,14 @@ impl Config {
             "socket.request.max.bytes" => self.socket_request_max_bytes = positive(key, value, parse_num(key, value)?)?,
             "max.connections" => self.connections_max = positive(key, value, parse_num(key, value)?)?,
             "queued.max.requests" => self.inflight_requests_max = positive(key, value, parse_num(key, value)?)?,
+            "queued.max.request.bytes" => {
+                let v: i64 = parse_num(key, value)?;
+                self.queued_bytes_max = match v {
+                    -1 => QUEUED_BYTES_UNBOUNDED,
+                    v if v > 0 => v as usize,
+                    _ => return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be positive or -1".into() }),
+                };
+            }
             "log.retention.ms" => self.log_retention_ms = parse_num(key, value)?,
             "log.retention.minutes" => self.log_retention_ms = parse_num::<i64>(key, value)? * 60_000,
             "log.retention.hours" => self.log_retention_ms = parse_num::<i64>(key, value)? * 3_600_000,

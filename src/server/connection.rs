@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::broker::Broker;
 use crate::server::dispatch::{self, Reply};
@@ -25,11 +25,32 @@ pub enum FrameError {
     TooLarge { size: i64, max: usize },
     #[error("negative frame length {0}")]
     Negative(i32),
+    #[error("frame of {size} bytes is over queued.max.request.bytes ({max})")]
+    OverMemoryPool { size: usize, max: usize },
+}
+
+/// Request bytes admitted into memory, shared by every connection. A frame takes
+/// its size in permits before its body is allocated and gives them back when its
+/// response has been written, so slow responses throttle reading, not memory.
+pub struct MemoryPool {
+    permits: Arc<Semaphore>,
+    capacity_bytes: usize,
+}
+
+impl MemoryPool {
+    pub fn new(capacity_bytes: usize) -> MemoryPool {
+        MemoryPool { permits: Arc::new(Semaphore::new(capacity_bytes)), capacity_bytes }
+    }
 }
 
 /// Read one size-prefixed frame. `Ok(None)` is a clean end of stream between frames.
-/// The length is checked against `max_bytes` before anything is allocated for it.
-pub async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), max_bytes: usize) -> Result<Option<Bytes>, FrameError> {
+/// The length is checked against `max_bytes`, and memory for it reserved from the
+/// pool, before anything is allocated for it.
+pub async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    max_bytes: usize,
+    pool: &MemoryPool,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
     let mut len_buf = [0u8; 4];
     match stream.read_exact(&mut len_buf).await {
         Ok(_) => {}
@@ -43,24 +64,29 @@ pub async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), max_bytes: usi
     if len as usize > max_bytes {
         return Err(FrameError::TooLarge { size: len as i64, max: max_bytes });
     }
+    if len as usize > pool.capacity_bytes {
+        return Err(FrameError::OverMemoryPool { size: len as usize, max: pool.capacity_bytes });
+    }
+    // At least one permit even for an empty frame, so every frame is accounted for.
+    let permit = pool.permits.clone().acquire_many_owned((len as u32).max(1)).await.expect("pool never closed");
     let mut body = BytesMut::zeroed(len as usize);
     stream.read_exact(&mut body).await?;
-    Ok(Some(body.freeze()))
+    Ok(Some((body.freeze(), permit)))
 }
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(broker: Arc<Broker>, pool: Arc<MemoryPool>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Reply>(broker.config.inflight_requests_max);
+    let (tx, rx) = mpsc::channel::<(Reply, OwnedSemaphorePermit)>(broker.config.inflight_requests_max);
     let writer = tokio::spawn(write_replies(wr, rx));
     let max_bytes = broker.config.socket_request_max_bytes;
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut rd, max_bytes) => f,
+            f = read_frame(&mut rd, max_bytes, &pool) => f,
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        let frame = match frame {
+        let (frame, permit) = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -71,7 +97,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
         match dispatch::dispatch(&broker, frame).await {
             Ok(Reply::NoResponse) => {}
             Ok(reply) => {
-                if tx.send(reply).await.is_err() {
+                if tx.send((reply, permit)).await.is_err() {
                     break; // writer gone: the peer stopped reading
                 }
             }
@@ -86,9 +112,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
     let _ = writer.await;
 }
 
-async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) {
+async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<(Reply, OwnedSemaphorePermit)>) {
     let mut out = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(reply) = rx.recv().await {
+    // The permit lives until the reply is written: the request's memory is released
+    // only once nothing of it can still be needed.
+    while let Some((reply, _permit)) = rx.recv().await {
         let bytes = match reply {
             Reply::Now(b) => b,
             Reply::Later(fut) => match fut.await {

@@ -48,6 +48,7 @@ impl Server {
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(broker.config.connections_max));
+    let pool = Arc::new(connection::MemoryPool::new(broker.config.queued_bytes_max));
     let mut conns = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -61,9 +62,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: w
         match accepted {
             Ok((stream, _)) => {
                 let broker = broker.clone();
+                let pool = pool.clone();
                 let rx = shutdown.clone();
                 conns.spawn(async move {
-                    connection::serve(broker, stream, rx).await;
+                    connection::serve(broker, pool, stream, rx).await;
                     drop(permit);
                 });
             }
