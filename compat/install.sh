@@ -79,6 +79,11 @@ else
   echo "$POM_HASH" > "$LIB/.pom.sha256"
 fi
 
+# --- franz-go client (Go module proxy; go's own module cache makes re-runs fast) ------
+command -v go >/dev/null 2>&1 || apt_install golang-go
+log "building the franz-go client (compat/go) into $CACHE/franzgo"
+(cd "$COMPAT_DIR/go" && go build -mod=readonly -o "$CACHE/franzgo" .)
+
 # --- sanity checks -------------------------------------------------------------------
 "$VENV/bin/python" - <<'PY'
 import confluent_kafka, kafka, pytest, snappy, lz4.frame, zstandard  # noqa: F401
