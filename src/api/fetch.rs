@@ -12,7 +12,7 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
-use super::{RequestContext, log_error_code};
+use super::{RequestContext, leader_partition, log_error_code};
 use crate::broker::Broker;
 use crate::protocol::ResponseError;
 
@@ -56,31 +56,18 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
         }
         for fp in &ft.partitions {
             let mut pd = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
-            let unknown = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
-            let Some(topic) = topic else {
-                pd.error_code = unknown.code();
-                out.partitions.push(pd);
-                continue;
+            let found = match topic {
+                None if v >= 13 => Err(ResponseError::UnknownTopicId.code()),
+                topic => leader_partition(broker, topic, fp.partition, fp.current_leader_epoch),
             };
-            let p = match broker.partition(topic, fp.partition) {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    pd.error_code = ResponseError::UnknownTopicOrPartition.code();
-                    out.partitions.push(pd);
-                    continue;
-                }
-                Err(e) => {
-                    pd.error_code = log_error_code(&e);
+            let p = match found {
+                Ok((p, _)) => p,
+                Err(code) => {
+                    pd.error_code = code;
                     out.partitions.push(pd);
                     continue;
                 }
             };
-            let epoch = topic.partitions[fp.partition as usize].leader_epoch;
-            if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {
-                pd.error_code = if fp.current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch }.code();
-                out.partitions.push(pd);
-                continue;
-            }
             let hw = p.high_watermark();
             pd.high_watermark = hw;
             pd.last_stable_offset = hw;

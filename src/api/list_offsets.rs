@@ -5,7 +5,7 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{RequestContext, log_error_code};
+use super::{RequestContext, leader_partition, log_error_code};
 use crate::protocol::ResponseError;
 
 const LATEST: i64 = -1;
@@ -27,26 +27,15 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffset
                 .into_iter()
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1);
-                    let Some(topic) = topic else {
-                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        return r;
-                    };
-                    let log = match ctx.broker.partition(topic, p.partition_index) {
-                        Ok(Some(l)) => l,
-                        Ok(None) => {
-                            r.error_code = ResponseError::UnknownTopicOrPartition.code();
-                            return r;
-                        }
-                        Err(e) => {
-                            r.error_code = log_error_code(&e);
+                    // v4+ carries the client's leader epoch; before that there is none to check.
+                    let current_epoch = if v >= 4 { p.current_leader_epoch } else { -1 };
+                    let (log, epoch) = match leader_partition(&ctx.broker, topic, p.partition_index, current_epoch) {
+                        Ok(found) => found,
+                        Err(code) => {
+                            r.error_code = code;
                             return r;
                         }
                     };
-                    let epoch = topic.partitions[p.partition_index as usize].leader_epoch;
-                    if v >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch }.code();
-                        return r;
-                    }
                     let found = match p.timestamp {
                         LATEST => Ok(Some((log.high_watermark(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),

@@ -40,6 +40,30 @@ pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// The log of a partition a request names, checked the way every partition-level
+/// API checks it: the topic and partition exist, and the client's idea of the
+/// leader epoch (-1 = none) is current. Returns the log and the leader epoch, or
+/// the Kafka error code for the partition's `error_code`.
+pub fn leader_partition(
+    broker: &Broker,
+    topic: Option<&Arc<crate::metadata::TopicImage>>,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<(Arc<crate::log::manager::Partition>, i32), i16> {
+    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    let log = match broker.partition(topic, partition) {
+        Ok(Some(log)) => log,
+        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition.code()),
+        Err(e) => return Err(log_error_code(&e)),
+    };
+    let epoch = topic.partitions[partition as usize].leader_epoch;
+    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
+        let e = if current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+        return Err(e.code());
+    }
+    Ok((log, epoch))
+}
+
 /// Kafka error code of a log error, for a partition-level `error_code`.
 pub fn log_error_code(e: &crate::log::Error) -> i16 {
     use crate::log::Error as E;

@@ -5,8 +5,7 @@
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::RequestContext;
-use crate::protocol::ResponseError;
+use super::{RequestContext, leader_partition};
 
 pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let image = ctx.broker.image();
@@ -20,16 +19,13 @@ pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> O
                 .into_iter()
                 .map(|p| {
                     let mut r = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
-                    let part = topic.and_then(|topic| ctx.broker.partition(topic, p.partition).ok().flatten().map(|l| (topic, l)));
-                    let Some((topic, log)) = part else {
-                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        return r;
+                    let (log, epoch) = match leader_partition(&ctx.broker, topic, p.partition, p.current_leader_epoch) {
+                        Ok(found) => found,
+                        Err(code) => {
+                            r.error_code = code;
+                            return r;
+                        }
                     };
-                    let epoch = topic.partitions[p.partition as usize].leader_epoch;
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch }.code();
-                        return r;
-                    }
                     if p.leader_epoch <= epoch && p.leader_epoch >= 0 {
                         // The requested epoch is the current one (or older, which on
                         // one node never held data past our start): its end is the LEO.

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{RequestContext, log_error_code};
+use super::{RequestContext, leader_partition, log_error_code};
 use crate::log::manager::{Durable, Partition};
 use crate::protocol::ResponseError;
 
@@ -45,6 +45,7 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
             match result {
                 Ok((p, info)) => {
                     resp.base_offset = info.base_offset;
+                    // -1 unless the topic uses LogAppendTime (Kafka: the broker's append time).
                     if v >= 5 {
                         resp.log_start_offset = info.log_start_offset;
                     }
@@ -85,12 +86,8 @@ fn append(
     partition: i32,
     records: Option<bytes::Bytes>,
 ) -> Result<(Arc<Partition>, crate::log::AppendInfo), i16> {
-    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition.code())?;
-    let p = match ctx.broker.partition(topic, partition) {
-        Ok(Some(p)) => p,
-        Ok(None) => return Err(ResponseError::UnknownTopicOrPartition.code()),
-        Err(e) => return Err(log_error_code(&e)),
-    };
+    // Produce carries no leader epoch to check (-1).
+    let (p, leader_epoch) = leader_partition(&ctx.broker, topic, partition, -1)?;
     let records = records.ok_or(ResponseError::CorruptMessage.code())?;
     // Control batches (transaction markers) are written by the broker, never by clients.
     if crate::protocol::records::BatchIter::new(&records).any(|(h, _)| h.is_control()) {
@@ -98,11 +95,10 @@ fn append(
     }
     // The log rewrites base offsets in place, so it needs its own copy.
     let mut buf = BytesMut::from(&records[..]);
-    let leader_epoch = topic.partitions[partition as usize].leader_epoch;
     match ctx.broker.logs.append(&p, &mut buf, leader_epoch) {
         Ok(info) => Ok((p, info)),
         Err(e) => {
-            tracing::debug!(topic = %topic.name, partition, client = ?ctx.client_id, error = %e, "produce rejected");
+            tracing::debug!(topic = %p.tp.topic, partition, client = ?ctx.client_id, error = %e, "produce rejected");
             Err(log_error_code(&e))
         }
     }
