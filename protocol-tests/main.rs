@@ -20,6 +20,9 @@ use sluice::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod groups;
+mod log_admin;
+
 struct TestBroker {
     server: Option<Server>,
     addr: std::net::SocketAddr,
@@ -415,8 +418,8 @@ async fn hostile_frames_disconnect_cleanly() {
     // Within socket.request.max.bytes but larger than the whole memory pool.
     assert_disconnects(&b, &((1 << 19) + 1i32).to_be_bytes()).await;
     assert_disconnects(&b, &(-5i32).to_be_bytes()).await;
-    // Unknown API key 9999, and an API we do not serve (JoinGroup, 11).
-    for key in [9999i16, 11] {
+    // Unknown API key 9999, and an API we do not serve (SaslHandshake, 17).
+    for key in [9999i16, 17] {
         let mut f = vec![0, 0, 0, 10];
         f.extend_from_slice(&key.to_be_bytes());
         f.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0xff, 0xff]);

@@ -27,6 +27,8 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     /// The unused part of the producer-id block this broker reserved.
     pub producer_ids: crate::api::init_producer_id::ProducerIdBlock,
+    /// Consumer groups and committed offsets (their own internal log under `logs`).
+    pub groups: Arc<crate::group::GroupCoordinator>,
 }
 
 impl Broker {
@@ -35,9 +37,12 @@ impl Broker {
         let identity = Identity::load_or_create(&config.data_dir, config.node_id)?;
         let metadata = MetadataStore::open(&config.data_dir.join("__cluster_metadata-0"))?;
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
-        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default() });
+        let limits = crate::group::Limits::from_config(&config);
+        let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;
+        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups });
         let image = broker.metadata.image();
         let mut keep = HashSet::new();
+        keep.insert(crate::group::store::Store::dir_name());
         for topic in image.topics.values() {
             for p in 0..topic.partitions.len() as i32 {
                 let tp = TopicPartition::new(&topic.name, p);
@@ -46,6 +51,8 @@ impl Broker {
             }
         }
         broker.logs.remove_orphans(&keep)?;
+        let interval = std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms);
+        broker.logs.start_retention(interval)?;
         Ok(broker)
     }
 
@@ -53,16 +60,11 @@ impl Broker {
         self.metadata.image()
     }
 
-    /// The log settings of a topic: its overrides over the broker's defaults.
+    /// The log settings of a topic: its overrides over the broker's dynamic and static
+    /// configs over Kafka's defaults (see `api::topic_configs`).
     pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let c = &self.config;
-        let get = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<u64>().ok());
-        LogConfig {
-            segment_bytes: get("segment.bytes").unwrap_or(c.log_segment_bytes),
-            index_interval_bytes: get("index.interval.bytes").unwrap_or(c.log_index_interval_bytes),
-            segment_index_bytes: get("segment.index.bytes").unwrap_or(c.log_index_size_max_bytes),
-            max_message_bytes: get("max.message.bytes").map(|v| v as usize).unwrap_or(c.message_max_bytes),
-        }
+        let image = self.image();
+        crate::api::topic_configs::log_config(&self.config, &crate::api::topic_configs::dynamic_broker_configs(&image), &topic.configs)
     }
 
     /// The partition's log, opening it if metadata knows it but the log is not open yet.

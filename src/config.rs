@@ -51,7 +51,26 @@ pub struct Config {
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_cleanup_policy: String,
+    /// `log.retention.check.interval.ms`: how often the retention pass runs.
+    pub log_retention_check_interval_ms: u64,
     pub delete_topic_enable: bool,
+    /// `group.max.size`: members per group; one more gets GROUP_MAX_SIZE_REACHED.
+    pub group_max_size: usize,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: a JoinGroup
+    /// outside gets INVALID_SESSION_TIMEOUT.
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: an empty group's first rebalance waits this
+    /// long for more members.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.max.member.metadata.bytes` (sluice's own): protocol metadata per member.
+    pub group_member_metadata_max_bytes: usize,
+    /// `offset.metadata.max.bytes`: longer commit metadata gets OFFSET_METADATA_TOO_LARGE.
+    pub offset_metadata_max_bytes: usize,
+    /// `offsets.retention.minutes`: committed offsets of a group Empty this long expire.
+    pub offsets_retention_minutes: u64,
+    /// `offsets.retention.check.interval.ms`: how often offset expiry runs.
+    pub offsets_retention_check_interval_ms: u64,
     /// The raw key/value pairs as given (file, then overrides), for DescribeConfigs.
     pub raw: BTreeMap<String, String>,
 }
@@ -78,7 +97,16 @@ impl Default for Config {
             log_retention_ms: 168 * 3_600_000,
             log_retention_bytes: -1,
             log_cleanup_policy: "delete".into(),
+            log_retention_check_interval_ms: 300_000,
             delete_topic_enable: true,
+            group_max_size: i32::MAX as usize,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_member_metadata_max_bytes: 1 << 20,
+            offset_metadata_max_bytes: 4096,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
             raw: BTreeMap::new(),
         }
     }
@@ -138,6 +166,14 @@ impl Config {
             "default.replication.factor" => self.default_replication_factor = positive(key, value, parse_num(key, value)?)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
+            "group.max.size" => self.group_max_size = positive(key, value, parse_num(key, value)?)?,
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_num(key, value)?,
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = positive(key, value, parse_num(key, value)?)?,
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse_num(key, value)?,
+            "group.max.member.metadata.bytes" => self.group_member_metadata_max_bytes = positive(key, value, parse_num(key, value)?)?,
+            "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse_num(key, value)?,
+            "offsets.retention.minutes" => self.offsets_retention_minutes = positive(key, value, parse_num(key, value)?)?,
+            "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = positive(key, value, parse_num(key, value)?)?,
             "log.segment.bytes" => {
                 let v: u64 = parse_num(key, value)?;
                 if v < 14 {
@@ -163,6 +199,16 @@ impl Config {
             "log.retention.minutes" => self.log_retention_ms = parse_num::<i64>(key, value)? * 60_000,
             "log.retention.hours" => self.log_retention_ms = parse_num::<i64>(key, value)? * 3_600_000,
             "log.retention.bytes" => self.log_retention_bytes = parse_num(key, value)?,
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = positive(key, value, parse_num(key, value)?)?,
+            // Resolved with the topic configs (api::topic_configs); checked here so a typo is fatal.
+            "log.roll.ms" | "log.roll.hours" => {
+                positive::<i64>(key, value, parse_num(key, value)?)?;
+            }
+            "log.message.timestamp.type" => {
+                if !matches!(value, "CreateTime" | "LogAppendTime") {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "expected CreateTime or LogAppendTime".into() });
+                }
+            }
             "log.cleanup.policy" => {
                 for p in value.split(',') {
                     if !matches!(p.trim(), "delete" | "compact") {

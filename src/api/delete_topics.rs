@@ -76,6 +76,8 @@ async fn delete_one(ctx: &RequestContext, name: Option<String>, id: Uuid) -> Res
                 tracing::warn!(topic = %name, partition = p, error = %e, "deleting partition files failed");
             }
         }
+        // Committed offsets go with the topic (a topic re-created later starts afresh).
+        broker.groups.delete_topic_offsets(&name);
         tracing::info!(topic = %name, "deleted topic");
         Ok((name, id))
     })

@@ -3,19 +3,36 @@
 //! response for `ctx.api_version`. Handlers never touch sockets and never mutate
 //! metadata directly: they read the image and propose records.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod config_change;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod topic_configs;
 pub mod topics;
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use std::sync::Arc;
 
@@ -28,6 +45,8 @@ pub struct RequestContext {
     pub broker: Arc<Broker>,
     pub api_version: i16,
     pub client_id: Option<String>,
+    /// The peer's address as Kafka shows it (`/127.0.0.1`), for group member listings.
+    pub client_host: String,
 }
 
 impl RequestContext {

@@ -46,6 +46,7 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
                 Ok((p, info)) => {
                     resp.base_offset = info.base_offset;
                     // -1 unless the topic uses LogAppendTime (Kafka: the broker's append time).
+                    resp.log_append_time_ms = info.log_append_time_ms;
                     if v >= 5 {
                         resp.log_start_offset = info.log_start_offset;
                     }

@@ -48,8 +48,12 @@ impl CreateError {
 }
 
 /// Check a request to create a topic against the current image and the config.
-pub fn validate(broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), CreateError> {
+pub fn validate(_broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), CreateError> {
     validate_name(&t.name).map_err(|m| CreateError::new(ResponseError::InvalidTopicException, m))?;
+    if t.name == crate::group::store::TOPIC {
+        // The group coordinator's log lives under this name (not in the image yet).
+        return Err(CreateError::new(ResponseError::InvalidTopicException, format!("Topic '{}' is reserved for internal use.", t.name)));
+    }
     if image.topic(&t.name).is_some() {
         return Err(CreateError::new(ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
     }
@@ -64,7 +68,7 @@ pub fn validate(broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), Crea
         ));
     }
     for (k, v) in &t.configs {
-        crate::api::describe_configs::validate_topic_config(k, v, broker)
+        crate::api::topic_configs::validate(k, v)
             .map_err(|m| CreateError::new(ResponseError::InvalidConfig, m))?;
     }
     Ok(())

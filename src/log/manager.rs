@@ -1,22 +1,31 @@
 //! The set of partition logs on this broker, and group commit.
 //!
 //! Appends go to the page cache under a partition's lock; durability comes from
-//! one flusher thread that fsyncs every partition written since its last round.
-//! Produce requests that arrive while an fsync runs share the next one, so the
-//! fsync count grows with time, not with request count (group commit).
+//! a small pool of flusher threads. A written partition is queued once until a
+//! flusher takes it; every append made meanwhile shares that one fsync, so the
+//! fsync count grows with time, not with request count (group commit). Several
+//! flushers let fsyncs of different partitions overlap, which the disk rewards.
 //!
 //! On one node the high watermark is the durable end: a consumer never sees a
 //! record that a crash could take back, and acks=1/-1 are answered only once the
 //! high watermark passes their last offset.
+//!
+//! A second thread runs retention every `log.retention.check.interval.ms`
+//! ([`super::retention`]); it and DeleteRecords are the only writers of the cached log
+//! start offset besides open. Files of deleted segments are removed after the log's
+//! lock is released: reads copy bytes out under the lock, so none can still need them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Weak, mpsc};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use super::retention::RetentionOutcome;
+use super::segment::remove_deleted_files;
 use super::{AppendInfo, Error, LogConfig, PartitionLog, ReadResult, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +77,48 @@ impl Partition {
         self.log_end_offset.load(Ordering::Acquire)
     }
 
+    /// Bytes of the partition's segments (DescribeLogDirs).
+    pub fn size_bytes(&self) -> Result<u64> {
+        self.with_log(|log| Ok(log.size_bytes()))
+    }
+
+    /// Applies changed topic configs to the open log.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        self.with_log(|log| {
+            log.set_config(config);
+            Ok(())
+        })
+    }
+
+    /// Runs a log-start-moving operation under the lock, publishes the new log start
+    /// offset, then removes the renamed files without holding the lock.
+    fn trim_start(&self, f: impl FnOnce(&mut PartitionLog) -> Result<RetentionOutcome>) -> Result<RetentionOutcome> {
+        let outcome = self.with_log(|log| {
+            let outcome = f(log);
+            // Publish whatever the log now says, even after an error part-way.
+            self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+            outcome
+        })?;
+        if let Err(e) = remove_deleted_files(&outcome.renamed_files) {
+            // Left for the next open to remove; the log itself is consistent.
+            tracing::warn!(partition = %self.tp.dir_name(), error = %e, "removing deleted segment files failed");
+        }
+        Ok(outcome)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (at most the high
+    /// watermark) and deletes the segments wholly below it. Returns the log start.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let hw = self.high_watermark();
+        self.trim_start(|log| log.delete_records_before(offset, hw)).map(|o| o.log_start_offset)
+    }
+
+    /// One retention pass at `now_ms` (see [`PartitionLog::delete_old_segments`]).
+    pub fn delete_old_segments(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        let hw = self.high_watermark();
+        self.trim_start(|log| log.delete_old_segments(now_ms, hw))
+    }
+
     /// Run `f` with the log locked. For rare, cheap queries (timestamps, epochs).
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T>) -> Result<T> {
         match self.log.lock().as_mut() {
@@ -103,7 +154,10 @@ pub struct LogManager {
     dir: PathBuf,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     flush_tx: Mutex<Option<mpsc::Sender<Arc<Partition>>>>,
-    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    flushers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Dropping the sender stops the retention thread.
+    retention_stop: Mutex<Option<mpsc::Sender<()>>>,
+    retention: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Bumped whenever a high watermark moves: wakes fetch long-polls.
     progress: watch::Sender<u64>,
 }
@@ -117,15 +171,25 @@ impl LogManager {
             dir: dir.to_path_buf(),
             partitions: RwLock::new(HashMap::new()),
             flush_tx: Mutex::new(Some(tx)),
-            flusher: Mutex::new(None),
+            flushers: Mutex::new(Vec::new()),
+            retention_stop: Mutex::new(None),
+            retention: Mutex::new(None),
             progress,
         });
-        let progress = mgr.progress.clone();
-        let handle = std::thread::Builder::new()
-            .name("sluice-flusher".into())
-            .spawn(move || flusher_loop(rx, progress))?;
-        *mgr.flusher.lock() = Some(handle);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..FLUSHER_THREADS {
+            let (rx, progress) = (rx.clone(), mgr.progress.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("sluice-flusher-{i}"))
+                .spawn(move || flusher_loop(&rx, &progress))?;
+            mgr.flushers.lock().push(handle);
+        }
         Ok(mgr)
+    }
+
+    /// The directory holding every partition directory (Kafka's log dir).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
@@ -182,6 +246,33 @@ impl LogManager {
         Ok(info)
     }
 
+    /// Starts the background retention pass, every `interval` (Kafka's
+    /// `log.retention.check.interval.ms`), until [`Self::close`].
+    pub fn start_retention(self: &Arc<Self>, interval: Duration) -> Result<()> {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let mgr = Arc::downgrade(self);
+        let handle = std::thread::Builder::new()
+            .name("sluice-retention".into())
+            .spawn(move || retention_loop(mgr, stop_rx, interval))?;
+        *self.retention_stop.lock() = Some(stop_tx);
+        *self.retention.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// One retention pass over every open partition at `now_ms`. Errors are logged per
+    /// partition; one bad log does not stop the others.
+    pub fn run_retention(&self, now_ms: i64) {
+        let parts: Vec<_> = self.partitions.read().values().cloned().collect();
+        for p in parts {
+            match p.delete_old_segments(now_ms) {
+                // Deleted (topic deletion) since the list was taken: nothing to do.
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && p.log.lock().is_none() => {}
+                Err(e) => tracing::warn!(partition = %p.tp.dir_name(), error = %e, "retention pass failed"),
+                Ok(_) => {}
+            }
+        }
+    }
+
     pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
         self.progress.subscribe()
     }
@@ -220,10 +311,14 @@ impl LogManager {
         Ok(())
     }
 
-    /// Stop the flusher, then fsync and close every log.
+    /// Stop retention and the flusher, then fsync and close every log.
     pub fn close(&self) -> Result<()> {
+        self.retention_stop.lock().take();
+        if let Some(h) = self.retention.lock().take() {
+            let _ = h.join();
+        }
         self.flush_tx.lock().take();
-        if let Some(h) = self.flusher.lock().take() {
+        for h in self.flushers.lock().drain(..) {
             let _ = h.join();
         }
         let parts: Vec<_> = self.partitions.read().values().cloned().collect();
@@ -238,34 +333,57 @@ impl LogManager {
     }
 }
 
-/// One fsync round per wake-up, covering every partition queued since the last.
-fn flusher_loop(rx: mpsc::Receiver<Arc<Partition>>, progress: watch::Sender<u64>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        for p in batch {
-            // Clear before reading the handles: an append after this point queues again.
-            p.flush_queued.store(false, Ordering::Release);
-            let Ok((files, upto)) = p.with_log(|log| Ok(log.sync_handles())) else {
-                continue; // deleted meanwhile
-            };
-            let synced = files.iter().try_for_each(|f| f.sync_data());
-            match synced {
-                Ok(()) => {
-                    let _ = p.with_log(|log| Ok(log.mark_synced(upto)));
-                    let prev = p.high_watermark.fetch_max(upto, Ordering::AcqRel);
-                    debug_assert!(prev <= upto, "synced end {upto} behind high watermark {prev}");
-                    p.durable.send_replace(Durable::UpTo(upto));
-                }
-                Err(e) => {
-                    // An fsync error leaves the page cache state unknown (fsyncgate):
-                    // never report those bytes as durable.
-                    tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
-                    p.durable.send_replace(Durable::Failed);
-                }
-            }
+/// Sleeps `interval` between passes; stops when the manager is gone or `stop` closes.
+fn retention_loop(mgr: Weak<LogManager>, stop: mpsc::Receiver<()>, interval: Duration) {
+    loop {
+        match stop.recv_timeout(interval) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
+        let Some(mgr) = mgr.upgrade() else { return };
+        mgr.run_retention(super::system_time_ms());
+    }
+}
+
+/// Flusher threads: fsyncs of different partitions overlap, and a disk with a queue
+/// completes them faster together than one after another.
+const FLUSHER_THREADS: usize = 4;
+
+/// Take one queued partition at a time and make everything written to it durable.
+fn flusher_loop(rx: &std::sync::Mutex<mpsc::Receiver<Arc<Partition>>>, progress: &watch::Sender<u64>) {
+    loop {
+        // Hold the receiver only while waiting: the fsync runs with it released.
+        let next = rx.lock().map(|rx| rx.recv());
+        let Ok(Ok(p)) = next else { return };
+        flush_one(&p);
         progress.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+fn flush_one(p: &Partition) {
+    // Clear before reading the handles: an append after this point queues again.
+    p.flush_queued.store(false, Ordering::Release);
+    let Ok((files, upto)) = p.with_log(|log| Ok(log.sync_handles())) else {
+        return; // deleted meanwhile
+    };
+    match files.iter().try_for_each(|f| f.sync_data()) {
+        Ok(()) => {
+            let _ = p.with_log(|log| Ok(log.mark_synced(upto)));
+            // Two flushers may sync one partition at once (it was re-queued during
+            // the first fsync); whichever finishes last must not move anything back.
+            p.high_watermark.fetch_max(upto, Ordering::AcqRel);
+            p.durable.send_modify(|d| {
+                if let Durable::UpTo(prev) = d {
+                    *prev = (*prev).max(upto);
+                }
+            });
+        }
+        Err(e) => {
+            // An fsync error leaves the page cache state unknown (fsyncgate):
+            // never report those bytes as durable.
+            tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
+            p.durable.send_replace(Durable::Failed);
+        }
     }
 }
 

@@ -16,10 +16,13 @@ mod index;
 mod partition;
 mod producer_state;
 mod recovery;
+mod retention;
 mod segment;
 
 #[cfg(test)]
 mod partition_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_util;
 
@@ -28,6 +31,18 @@ use std::path::PathBuf;
 pub use crate::protocol::records::RecordsError;
 pub use partition::PartitionLog;
 pub use producer_state::{BatchMeta, MAX_PRODUCERS_PER_PARTITION, ProducerEntry};
+pub use retention::RetentionOutcome;
+
+/// `retention.ms` / `retention.bytes` value meaning "no limit" (any negative value does).
+pub const UNLIMITED: i64 = -1;
+
+/// Milliseconds since the Unix epoch by the system clock: the time the broker passes
+/// into the `_at` methods. Tests pass their own time instead (the clock seam).
+pub fn system_time_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +55,23 @@ pub struct LogConfig {
     pub segment_index_bytes: u64,
     /// `max.message.bytes`: largest batch (including its 12-byte log overhead) accepted.
     pub max_message_bytes: usize,
+    /// `segment.ms`: roll the active segment once an incoming batch's timestamp is this
+    /// far past the first batch's (Kafka's rule), so time retention can make progress.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete a segment once its largest timestamp is this old
+    /// ([`UNLIMITED`]: never). Applies only with the `delete` cleanup policy.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger than this
+    /// by at least their size ([`UNLIMITED`]: never).
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: retention runs.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`. Compaction is not implemented yet; the flag
+    /// only makes DeleteRecords refuse compact-only logs as Kafka does.
+    pub cleanup_compact: bool,
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch with the
+    /// append time (max timestamp and the timestamp-type attribute bit).
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -49,6 +81,12 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             segment_index_bytes: 10 << 20,
             max_message_bytes: 1_048_588,
+            segment_ms: 7 * 24 * 3_600_000,
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: UNLIMITED,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            log_append_time: false,
         }
     }
 }
@@ -97,6 +135,8 @@ pub struct AppendInfo {
     pub duplicate: bool,
     /// Number of batches in the request.
     pub batches: usize,
+    /// The time stamped on the batches with LogAppendTime, else -1 (Kafka's NO_TIMESTAMP).
+    pub log_append_time_ms: i64,
 }
 
 /// Whole batches read from one segment, ready to go into a Fetch response as is.

@@ -60,6 +60,11 @@ impl PartitionLog {
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+    /// Applies changed topic configs live. Size and time limits take effect at the next
+    /// append or retention pass; index sizes apply to segments created from now on.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
@@ -108,11 +113,22 @@ impl PartitionLog {
         }
     }
 
+    /// [`Self::append_at`] at the system clock's time.
+    pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_at(records, leader_epoch, super::system_time_ms())
+    }
+
     /// Appends the batches of one Produce request: validates them all and checks their
     /// producers before writing any, assigns dense offsets from the log end, stamps the
-    /// leader epoch, writes them with one `pwrite` and indexes them. A retried batch of
-    /// an idempotent producer is not written again (`duplicate: true`, original offsets).
-    pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+    /// leader epoch (and, with LogAppendTime, `now_ms`), writes them with one `pwrite`
+    /// and indexes them. A retried batch of an idempotent producer is not written again
+    /// (`duplicate: true`, original offsets).
+    pub fn append_at(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         if self.closed {
             return Err(Error::Io(std::io::Error::other("partition log is closed")));
         }
@@ -127,6 +143,7 @@ impl PartitionLog {
                     log_start_offset: self.log_start_offset,
                     duplicate: true,
                     batches: headers.len(),
+                    log_append_time_ms: records::NO_TIMESTAMP,
                 });
             }
             next_offset += i64::from(h.last_offset_delta) + 1;
@@ -140,18 +157,19 @@ impl PartitionLog {
             let batch = &mut records[position_bytes..position_bytes + h.total_bytes()];
             records::set_base_offset(batch, offset);
             records::set_partition_leader_epoch(batch, leader_epoch);
-            stored.push(BatchHeader {
-                base_offset: offset,
-                partition_leader_epoch: leader_epoch,
-                ..*h
-            });
+            if self.config.log_append_time {
+                records::set_log_append_time(batch, now_ms);
+            }
+            // Re-read what is now in the buffer: offsets, epoch, and any stamped time.
+            stored.push(BatchHeader::parse(batch)?);
             position_bytes += h.total_bytes();
             offset += i64::from(h.last_offset_delta) + 1;
         }
         debug_assert_eq!(offset, next_offset);
         let last_offset = next_offset - 1;
 
-        self.maybe_roll(records.len() as u64, last_offset)?;
+        let incoming_max_timestamp = stored.iter().map(|h| h.max_timestamp).max();
+        self.maybe_roll(records.len() as u64, last_offset, incoming_max_timestamp)?;
         self.active_mut().append(records, &stored)?;
         let active_base = self.active().base_offset();
         self.log_end_offset = next_offset;
@@ -168,14 +186,25 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
             batches: headers.len(),
+            log_append_time_ms: if self.config.log_append_time {
+                now_ms
+            } else {
+                records::NO_TIMESTAMP
+            },
         })
     }
 
     /// Rolls before an append of `request_bytes` ending at `last_offset` if the active
-    /// segment would outgrow `segment_bytes`, its relative offsets would overflow, or its
-    /// indexes are full. An empty active segment is never rolled: an oversized request
-    /// goes into a fresh segment on its own.
-    fn maybe_roll(&mut self, request_bytes: u64, last_offset: i64) -> Result<()> {
+    /// segment would outgrow `segment_bytes`, its relative offsets would overflow, its
+    /// indexes are full, or (Kafka's time roll) the incoming batches' largest timestamp
+    /// is more than `segment_ms` past the segment's first batch. An empty active segment
+    /// is never rolled: an oversized request goes into a fresh segment on its own.
+    fn maybe_roll(
+        &mut self,
+        request_bytes: u64,
+        last_offset: i64,
+        incoming_max_timestamp: Option<i64>,
+    ) -> Result<()> {
         let active = self.active();
         if active.is_empty() {
             return Ok(());
@@ -183,7 +212,11 @@ impl PartitionLog {
         let limit_bytes = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let too_big = active.size_bytes().saturating_add(request_bytes) > limit_bytes;
         let offsets_overflow = last_offset - active.base_offset() > MAX_RELATIVE_OFFSET;
-        if too_big || offsets_overflow || active.indexes_full() {
+        let first_timestamp = active.first_batch_timestamp();
+        let too_old = first_timestamp > records::NO_TIMESTAMP
+            && incoming_max_timestamp
+                .is_some_and(|ts| ts.saturating_sub(first_timestamp) > self.config.segment_ms);
+        if too_big || offsets_overflow || too_old || active.indexes_full() {
             self.roll()?;
         }
         Ok(())

@@ -10,12 +10,13 @@ use super::test_util::{self, Spec};
 use super::{Error, LogConfig, PartitionLog};
 use crate::protocol::records::{BatchHeader, BatchIter};
 
-fn tiny_config() -> LogConfig {
+pub(super) fn tiny_config() -> LogConfig {
     LogConfig {
         segment_bytes: 1024,
         index_interval_bytes: 100,
         segment_index_bytes: 4096,
         max_message_bytes: 1 << 20,
+        ..LogConfig::default()
     }
 }
 
@@ -24,7 +25,7 @@ fn open(dir: &Path) -> PartitionLog {
 }
 
 /// Every batch in the log, from offset 0, via reads.
-fn read_all(log: &PartitionLog) -> Vec<(BatchHeader, Vec<u8>)> {
+pub(super) fn read_all(log: &PartitionLog) -> Vec<(BatchHeader, Vec<u8>)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
@@ -46,7 +47,7 @@ fn assert_dense(batches: &[(BatchHeader, Vec<u8>)], from: i64) {
     }
 }
 
-fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(super) fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -142,6 +143,7 @@ fn full_indexes_roll_and_every_offset_is_found() {
         index_interval_bytes: 1,
         segment_index_bytes: 48,
         max_message_bytes: 1 << 20,
+        ..LogConfig::default()
     };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     for i in 0..40 {

@@ -18,11 +18,12 @@ use std::path::Path;
 use super::checkpoint::{self, Checkpoint};
 use super::partition::PartitionLog;
 use super::producer_state::ProducerStateManager;
-use super::segment::Segment;
+use super::segment::{self, Segment};
 use super::{Error, LogConfig, Result};
 
 /// Base offsets of the `.log` files in `dir`, ascending. Removes leftovers that cannot be
-/// used: temporary files and indexes without a log file.
+/// used: temporary files, files of a segment deletion (`*.deleted`, see
+/// [`super::retention`]) and indexes without a log file.
 fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
@@ -30,7 +31,7 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if checkpoint::is_temporary(name) {
+        if checkpoint::is_temporary(name) || name.ends_with(segment::DELETED_SUFFIX) {
             checkpoint::remove_if_present(&entry.path())?;
         } else if let Some(stem) = name.strip_suffix(".log") {
             if let Ok(base) = stem.parse::<i64>() {
@@ -64,7 +65,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let saved = Checkpoint::read(dir)?;
     let clean = saved.is_some_and(|c| c.clean_shutdown);
     let recovery_point = saved.map_or(i64::MIN, |c| c.recovery_point);
-    let bases = scan_dir(dir)?;
+    let bases = without_deleted_prefix(dir, scan_dir(dir)?, saved)?;
 
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
     let mut recovered = Vec::new();
@@ -150,6 +151,30 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         log_start_offset, log_end_offset, "opened partition log"
     );
     Ok(log)
+}
+
+/// Removes the segments that lie wholly below the checkpointed log start offset (a
+/// retention pass that crashed after writing the checkpoint, before renaming them) and
+/// returns the remaining base offsets. A segment lies wholly below when the next one
+/// starts at or before the log start offset; the last segment always stays.
+fn without_deleted_prefix(
+    dir: &Path,
+    bases: Vec<i64>,
+    saved: Option<Checkpoint>,
+) -> Result<Vec<i64>> {
+    let log_start_offset = saved.map_or(i64::MIN, |c| c.log_start_offset);
+    let doomed = bases
+        .windows(2)
+        .take_while(|w| w[1] <= log_start_offset)
+        .count();
+    for &base in &bases[..doomed] {
+        tracing::info!(dir = %dir.display(), base, log_start_offset, "removing segment below the log start offset");
+        segment::remove_files(dir, base)?;
+    }
+    if doomed > 0 {
+        checkpoint::sync_dir(dir)?;
+    }
+    Ok(bases[doomed..].to_vec())
 }
 
 /// Producer state as of `log_end_offset`: the newest snapshot at or below it, then a

@@ -27,6 +27,29 @@ const LOCATE_CHUNK_BYTES: usize = 16 << 10;
 /// The batch CRC covers the bytes from `attributes` (this position) to the end.
 const CRC_FROM_BYTES: u64 = 21;
 
+/// Suffix of segment files renamed for deletion; recovery removes any it finds.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// Second step of a deletion: removes files renamed by [`Segment::rename_to_deleted`].
+pub fn remove_deleted_files(paths: &[PathBuf]) -> io::Result<()> {
+    for p in paths {
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes the log file and both indexes of the segment at `base_offset`, if present.
+pub fn remove_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    remove_deleted_files(&[
+        log_path(dir, base_offset),
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ])
+}
+
 /// `base_offset` as the 20-digit zero-padded file stem Kafka uses.
 pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
@@ -136,6 +159,8 @@ pub struct Segment {
     max_timestamp: i64,
     /// Base offset of the first batch that reached `max_timestamp`.
     offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch (NO_TIMESTAMP if empty): Kafka's time-roll base.
+    first_batch_timestamp: i64,
     bytes_since_index_entry: u64,
     index_interval_bytes: u64,
     segment_index_bytes: u64,
@@ -191,6 +216,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: NO_TIMESTAMP,
             bytes_since_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
             segment_index_bytes: config.segment_index_bytes,
@@ -224,6 +250,21 @@ impl Segment {
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
     }
+    pub fn first_batch_timestamp(&self) -> i64 {
+        self.first_batch_timestamp
+    }
+
+    /// Kafka's `largestTimestamp`, what time retention compares: the largest batch
+    /// timestamp, or the file's modification time when no batch has one.
+    pub fn largest_timestamp_ms(&self) -> Result<i64> {
+        if self.max_timestamp > NO_TIMESTAMP {
+            return Ok(self.max_timestamp);
+        }
+        let modified = self.log.metadata()?.modified()?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64))
+    }
 
     /// True when either index has no room for more entries.
     pub fn indexes_full(&self) -> bool {
@@ -240,6 +281,9 @@ impl Segment {
     /// Index bookkeeping for a batch now stored at `position_bytes`.
     fn on_batch_stored(&mut self, h: &BatchHeader, position_bytes: u64) {
         debug_assert_eq!(h.base_offset, self.next_offset, "offsets must be dense");
+        if position_bytes == 0 {
+            self.first_batch_timestamp = h.max_timestamp;
+        }
         if h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
             self.offset_of_max_timestamp = h.base_offset;
@@ -379,6 +423,11 @@ impl Segment {
         if next_offset > offset_bound {
             return Ok(false);
         }
+        let first_batch_timestamp = match reader.header_at(0)? {
+            HeaderAt::Batch(first) => first.max_timestamp,
+            _ => NO_TIMESTAMP,
+        };
+        self.first_batch_timestamp = first_batch_timestamp;
         self.next_offset = next_offset;
         self.bytes_since_index_entry = position_bytes - u64::from(start);
         // The last time-index entry is the segment's maximum (sealing writes it); check
@@ -406,6 +455,7 @@ impl Segment {
         self.next_offset = self.base_offset;
         self.max_timestamp = NO_TIMESTAMP;
         self.offset_of_max_timestamp = self.base_offset;
+        self.first_batch_timestamp = NO_TIMESTAMP;
         self.bytes_since_index_entry = 0;
         let file_bytes = self.size_bytes;
         let mut position_bytes = 0u64;
@@ -487,6 +537,31 @@ impl Segment {
         self.offset_index.sync()?;
         self.time_index.sync()?;
         Ok(())
+    }
+
+    /// First step of a crash-safe deletion: renames the log file, then both indexes, to
+    /// `<name>.deleted` (recovery removes such files and indexes left without a log
+    /// file, so a crash between the renames is harmless) and closes them. Returns the
+    /// new paths for [`remove_deleted_files`].
+    pub fn rename_to_deleted(self) -> Result<Vec<PathBuf>> {
+        let paths = [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ];
+        drop(self); // unmap the indexes and close the log file first
+        let mut renamed = Vec::with_capacity(paths.len());
+        for p in paths {
+            let mut name = p.clone().into_os_string();
+            name.push(DELETED_SUFFIX);
+            let target = PathBuf::from(name);
+            match std::fs::rename(&p, &target) {
+                Ok(()) => renamed.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(renamed)
     }
 
     /// Removes the segment's files.

@@ -35,6 +35,8 @@ pub struct Image {
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
     pub broker_configs: BTreeMap<String, String>,
+    /// Cluster-wide dynamic broker defaults; `broker_configs` take precedence.
+    pub broker_default_configs: BTreeMap<String, String>,
     /// The next producer id the controller hands out; ids below it are taken.
     pub next_producer_id: i64,
 }
@@ -93,6 +95,7 @@ impl Image {
             MetadataRecord::Config { resource, key, value } => {
                 let map = match resource {
                     ConfigResource::Broker => &mut self.broker_configs,
+                    ConfigResource::BrokerDefault => &mut self.broker_default_configs,
                     ConfigResource::Topic(name) => {
                         let t = self.topics.get_mut(name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
                         &mut Arc::make_mut(t).configs

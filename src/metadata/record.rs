@@ -8,8 +8,11 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ConfigResource {
+    /// This broker's own dynamic configs (Kafka: resource name = the node id).
     Broker,
     Topic(String),
+    /// Cluster-wide dynamic broker defaults (Kafka: resource name "", `--entity-default`).
+    BrokerDefault,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -221,6 +221,19 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], e: i32) {
         .copy_from_slice(&e.to_be_bytes());
 }
 
+/// Stamps a batch with the broker's append time, as Kafka does for topics with
+/// `message.timestamp.type=LogAppendTime`: sets the timestamp-type attribute bit and
+/// `maxTimestamp` (consumers then read every record's timestamp as `maxTimestamp`;
+/// `baseTimestamp` and the record deltas stay as produced), then recomputes the CRC,
+/// which covers both fields. `batch` must be one whole batch.
+pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {
+    let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&append_time_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// CRC-32C of `batch[21..]`, the bytes the stored `crc` field covers. `batch` must be one
 /// whole batch (at least a header).
 pub fn compute_crc(batch: &[u8]) -> u32 {

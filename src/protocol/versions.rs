@@ -19,6 +19,23 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    // Consumer groups (group/): classic protocol and committed offsets.
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    // The log over time (log/retention.rs): issue 5.
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
@@ -50,5 +67,20 @@ mod tests {
         check::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
         check::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
         check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        check::<DeleteRecordsRequest>(ApiKey::DeleteRecords);
+        check::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs);
+        check::<AlterConfigsRequest>(ApiKey::AlterConfigs);
+        check::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs);
+        check::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
+        check::<JoinGroupRequest>(ApiKey::JoinGroup);
+        check::<SyncGroupRequest>(ApiKey::SyncGroup);
+        check::<HeartbeatRequest>(ApiKey::Heartbeat);
+        check::<LeaveGroupRequest>(ApiKey::LeaveGroup);
+        check::<OffsetCommitRequest>(ApiKey::OffsetCommit);
+        check::<OffsetFetchRequest>(ApiKey::OffsetFetch);
+        check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
+        check::<ListGroupsRequest>(ApiKey::ListGroups);
+        check::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
+        check::<OffsetDeleteRequest>(ApiKey::OffsetDelete);
     }
 }

@@ -94,7 +94,7 @@ pub async fn serve(broker: Arc<Broker>, pool: Arc<MemoryPool>, stream: TcpStream
                 break;
             }
         };
-        match dispatch::dispatch(&broker, frame).await {
+        match dispatch::dispatch_from(&broker, frame, peer).await {
             Ok(Reply::NoResponse) => {}
             Ok(reply) => {
                 if tx.send((reply, permit)).await.is_err() {

@@ -44,6 +44,11 @@ pub enum DispatchError {
 }
 
 pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchError> {
+    dispatch_from(broker, frame, None).await
+}
+
+/// `dispatch` for a request that came from `peer`.
+pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std::net::SocketAddr>) -> Result<Reply, DispatchError> {
     if frame.len() < 8 {
         return Err(DispatchError::ShortFrame);
     }
@@ -68,7 +73,8 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Dispa
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut buf, header_version).map_err(DispatchError::Header)?;
     bounds::check_body(api_key_raw, version, &buf)?;
-    let ctx = RequestContext { broker: broker.clone(), api_version: version, client_id: header.client_id.map(|s| s.to_string()) };
+    let client_host = peer.map(|p| format!("/{}", p.ip())).unwrap_or_default();
+    let ctx = RequestContext { broker: broker.clone(), api_version: version, client_id: header.client_id.map(|s| s.to_string()), client_host };
 
     macro_rules! now {
         ($req:ty, $handler:path) => {{
@@ -88,6 +94,32 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Dispa
         ApiKey::OffsetForLeaderEpoch => now!(OffsetForLeaderEpochRequest, api::offset_for_leader_epoch::handle),
         ApiKey::DescribeConfigs => now!(DescribeConfigsRequest, api::describe_configs::handle),
         ApiKey::DescribeCluster => now!(DescribeClusterRequest, api::describe_cluster::handle),
+        ApiKey::FindCoordinator => now!(FindCoordinatorRequest, api::find_coordinator::handle),
+        ApiKey::Heartbeat => now!(HeartbeatRequest, api::heartbeat::handle),
+        ApiKey::LeaveGroup => now!(LeaveGroupRequest, api::leave_group::handle),
+        ApiKey::OffsetFetch => now!(OffsetFetchRequest, api::offset_fetch::handle),
+        ApiKey::DescribeGroups => now!(DescribeGroupsRequest, api::describe_groups::handle),
+        ApiKey::ListGroups => now!(ListGroupsRequest, api::list_groups::handle),
+        ApiKey::DeleteGroups => now!(DeleteGroupsRequest, api::delete_groups::handle),
+        ApiKey::OffsetDelete => now!(OffsetDeleteRequest, api::offset_delete::handle),
+        ApiKey::DeleteRecords => now!(DeleteRecordsRequest, api::delete_records::handle),
+        ApiKey::DescribeLogDirs => now!(DescribeLogDirsRequest, api::describe_log_dirs::handle),
+        ApiKey::AlterConfigs => now!(AlterConfigsRequest, api::alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => now!(IncrementalAlterConfigsRequest, api::incremental_alter_configs::handle),
+        // These wait (for other members, the leader, fsync): deferred so the
+        // connection keeps reading, e.g. heartbeats sent while a JoinGroup is pending.
+        ApiKey::JoinGroup => {
+            let req = JoinGroupRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
+            Ok(later(correlation_id, version, api::join_group::handle(&ctx, req)))
+        }
+        ApiKey::SyncGroup => {
+            let req = SyncGroupRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
+            Ok(later(correlation_id, version, api::sync_group::handle(&ctx, req)))
+        }
+        ApiKey::OffsetCommit => {
+            let req = OffsetCommitRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
+            Ok(later(correlation_id, version, api::offset_commit::handle(&ctx, req)))
+        }
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
             match api::produce::handle(&ctx, req) {

@@ -40,6 +40,8 @@ impl Server {
     /// Stop accepting, drain connections, close the logs (fsync).
     pub async fn shutdown(self) -> Result<(), crate::log::Error> {
         let _ = self.shutdown_tx.send(true);
+        // Waiting JoinGroup/SyncGroup answers would otherwise hold their connections.
+        self.broker.groups.shutdown();
         let _ = self.task.await;
         let logs = self.broker.logs.clone();
         tokio::task::spawn_blocking(move || logs.close()).await.expect("close task does not panic")

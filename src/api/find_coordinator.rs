@@ -1,0 +1,52 @@
+//! FindCoordinator (10): this broker coordinates every group (one node). Key type
+//! 0 is a group; type 1 (transactions) is not served yet, so COORDINATOR_NOT_AVAILABLE
+//! keeps transactional clients retrying rather than misusing us. v4+ batch keys.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::{RequestContext, str_bytes};
+use crate::protocol::ResponseError;
+
+/// (error, node id, host, port) for one key.
+fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+    let err = match key_type {
+        0 if key.is_empty() => Some(ResponseError::InvalidRequest),
+        0 => None,
+        1 => Some(ResponseError::CoordinatorNotAvailable),
+        _ => Some(ResponseError::InvalidRequest),
+    };
+    match err {
+        Some(e) => (e.code(), -1, String::new(), -1),
+        None => {
+            let c = &ctx.broker.config;
+            (0, ctx.node_id(), c.advertise_host.clone(), c.advertise_port)
+        }
+    }
+}
+
+pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let v = ctx.api_version;
+    let key_type = if v >= 1 { req.key_type } else { 0 };
+    let mut resp = FindCoordinatorResponse::default();
+    if v >= 4 {
+        for key in &req.coordinator_keys {
+            let (error_code, node, host, port) = answer(ctx, key, key_type);
+            resp.coordinators.push(
+                Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(BrokerId(node))
+                    .with_host(str_bytes(&host))
+                    .with_port(port)
+                    .with_error_code(error_code),
+            );
+        }
+        return resp;
+    }
+    let (error_code, node, host, port) = answer(ctx, &req.key, key_type);
+    resp.error_code = error_code;
+    resp.node_id = BrokerId(node);
+    resp.host = str_bytes(&host);
+    resp.port = port;
+    resp
+}

@@ -1,0 +1,94 @@
+//! OffsetFetch (9): committed offsets of one group (v1-7) or several (v8+). No
+//! commit is offset -1 with empty metadata; with no topic list, every committed
+//! partition of topics that still exist. `require_stable` (v7+) reports a commit
+//! still on its way to disk as UNSTABLE_OFFSET_COMMIT.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{RequestContext, str_bytes};
+use crate::group::{Committed, Tp};
+use crate::metadata::Image;
+use crate::protocol::ResponseError;
+
+/// One partition's answer: (offset, leader epoch, metadata, error).
+type Answer = (i64, i32, String, i16);
+
+fn answers(ctx: &RequestContext, image: &Image, group: &str, asked: Option<Vec<Tp>>, stable: bool) -> BTreeMap<String, Vec<(i32, Answer)>> {
+    let all = asked.is_none();
+    let mut out: BTreeMap<String, Vec<(i32, Answer)>> = BTreeMap::new();
+    for ((topic, p), r) in ctx.broker.groups.fetch_offsets(group, asked, stable) {
+        let exists = image.topic(&topic).is_some();
+        if all && !exists {
+            continue; // offsets of deleted topics are not listed
+        }
+        let a = match r {
+            Err(()) => (-1, -1, String::new(), ResponseError::UnstableOffsetCommit.code()),
+            Ok(Some(Committed { offset, leader_epoch, metadata, .. })) if exists => (offset, leader_epoch, metadata, 0),
+            Ok(_) => (-1, -1, String::new(), 0),
+        };
+        out.entry(topic).or_default().push((p, a));
+    }
+    out
+}
+
+pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let v = ctx.api_version;
+    let image = ctx.broker.image();
+    let stable = v >= 7 && req.require_stable;
+    let flat = |topics: &[(String, Vec<i32>)]| -> Vec<Tp> {
+        topics.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect()
+    };
+    if v >= 8 {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let asked = g.topics.as_ref().map(|ts| flat(&ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>()));
+                let topics = answers(ctx, &image, &g.group_id, asked, stable)
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|(p, (o, e, m, err))| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(o)
+                                    .with_committed_leader_epoch(e)
+                                    .with_metadata(Some(str_bytes(&m)))
+                                    .with_error_code(err)
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(&name))).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let asked = req.topics.as_ref().map(|ts| flat(&ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>()));
+    let topics = answers(ctx, &image, &req.group_id, asked, stable)
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, (o, e, m, err))| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(o)
+                        .with_committed_leader_epoch(if v >= 5 { e } else { -1 })
+                        .with_metadata(Some(str_bytes(&m)))
+                        .with_error_code(err)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(&name))).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}

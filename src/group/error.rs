@@ -1,0 +1,68 @@
+//! The group coordinator's errors, each mapped once to its Kafka error code.
+
+use crate::protocol::ResponseError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("member id required: rejoin with the id the coordinator assigned")]
+    MemberIdRequired,
+    #[error("generation does not match the group's")]
+    IllegalGeneration,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("another member now owns this group.instance.id")]
+    FencedInstanceId,
+    #[error("protocol type or protocols incompatible with the group's")]
+    InconsistentGroupProtocol,
+    #[error("session timeout outside group.min/max.session.timeout.ms")]
+    InvalidSessionTimeout,
+    #[error("group has group.max.size members")]
+    GroupMaxSizeReached,
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("group is being unloaded or deleted")]
+    CoordinatorNotAvailable,
+    #[error("group does not exist")]
+    GroupIdNotFound,
+    #[error("group still has members")]
+    NonEmptyGroup,
+    #[error("group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("member metadata is over the size limit")]
+    MemberMetadataTooLarge,
+    #[error("the coordinator log failed")]
+    Storage,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn code(self) -> i16 {
+        let e = match self {
+            Error::UnknownMemberId => ResponseError::UnknownMemberId,
+            Error::MemberIdRequired => ResponseError::MemberIdRequired,
+            Error::IllegalGeneration => ResponseError::IllegalGeneration,
+            Error::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            Error::FencedInstanceId => ResponseError::FencedInstanceId,
+            Error::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            Error::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            Error::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            Error::InvalidGroupId => ResponseError::InvalidGroupId,
+            Error::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            Error::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            Error::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            Error::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            // Kafka has no dedicated code; the request itself is unacceptable.
+            Error::MemberMetadataTooLarge => ResponseError::InvalidRequest,
+            Error::Storage => ResponseError::KafkaStorageError,
+        };
+        e.code()
+    }
+}
+
+/// Error code of an optional error (0 for none).
+pub fn code_of(e: Option<Error>) -> i16 {
+    e.map_or(0, Error::code)
+}

@@ -1,0 +1,446 @@
+//! The group coordinator for the classic consumer-group protocol, and committed offsets.
+//!
+//! Owns every group on this broker (a one-node cluster coordinates all of them).
+//! `state.rs`/`membership.rs` are the pure state machine of one group; this file is
+//! its I/O: the registry of groups, a ticker that drives session and rebalance
+//! timeouts, and the coordinator log (`store.rs`) that makes offsets and group
+//! metadata survive a restart.
+//!
+//! Locking: the registry lock is held only to look a group up or insert one; each
+//! group has its own mutex, held only for a synchronous state-machine call and the
+//! page-cache append of what it changed, never across an await. Waiting (for other
+//! members, for the leader's assignment, for fsync) happens on channels outside
+//! every lock, so one slow group or member never stalls another. Time comes from
+//! `tokio::time`, so tests drive timeouts with a paused clock.
+
+mod error;
+pub mod membership;
+pub mod offsets;
+pub mod state;
+pub mod store;
+mod view;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::time::Instant;
+
+pub use error::{Error, Result, code_of};
+pub use membership::{JoinRequest, MemberRef};
+pub use offsets::{Committed, Tp};
+pub use state::{Group, GroupState, JoinResult, JoinedMember, Limits, Reply, SyncResult};
+pub use view::{GroupDescription, GroupListing, MemberDescription};
+
+use store::{Entry, GroupRecord, MemberRecord, Store};
+
+/// How often sessions and rebalance deadlines are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct GroupCoordinator {
+    /// group id → group. Held only to find or insert a group.
+    groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
+    pub limits: Limits,
+    /// `offset.metadata.max.bytes`
+    pub offset_metadata_max_bytes: usize,
+    /// None in unit tests that need no durability.
+    store: Option<Store>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator over the coordinator log in `logs` (replayed now), or with no log.
+    pub fn open(
+        logs: Option<&Arc<crate::log::manager::LogManager>>,
+        limits: Limits,
+        offset_metadata_max_bytes: usize,
+    ) -> std::result::Result<Arc<GroupCoordinator>, crate::log::Error> {
+        let store = logs.map(Store::open).transpose()?;
+        let gc = GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, store };
+        gc.replay()?;
+        let gc = Arc::new(gc);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(ticker(Arc::downgrade(&gc)));
+        }
+        Ok(gc)
+    }
+
+    fn replay(&self) -> std::result::Result<(), crate::log::Error> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let mut metas: HashMap<String, GroupRecord> = HashMap::new();
+        let mut count = 0u64;
+        let mut groups = self.groups.write();
+        store.replay(|at, e| {
+            count += 1;
+            match e {
+                Entry::Offset { group, topic, partition, value } => {
+                    let g = groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, self.limits))));
+                    let mut g = g.lock();
+                    match value {
+                        Some(c) => g.offsets.apply((topic, partition), c, at),
+                        None => {
+                            g.offsets.remove(&(topic, partition));
+                        }
+                    }
+                }
+                Entry::Group { group, value: Some(r) } => {
+                    groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, self.limits))));
+                    metas.insert(group, r);
+                }
+                Entry::Group { group, value: None } => {
+                    groups.remove(&group);
+                    metas.remove(&group);
+                }
+            }
+        })?;
+        let now = Instant::now();
+        for (id, r) in metas {
+            if let Some(g) = groups.get(&id) {
+                restore(&mut g.lock(), r, now);
+            }
+        }
+        tracing::info!(groups = groups.len(), records = count, "group coordinator log replayed");
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.groups.read().get(id).cloned()
+    }
+
+    fn get_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
+        if let Some(g) = self.get(id) {
+            return g;
+        }
+        let mut groups = self.groups.write();
+        groups.entry(id.to_string()).or_insert_with(|| Arc::new(Mutex::new(Group::new(id, self.limits)))).clone()
+    }
+
+    /// Append the group's metadata if it changed. Called with the group locked, so
+    /// records reach the log in the order the state changed.
+    fn persist(&self, g: &mut Group) {
+        if !g.take_dirty() {
+            return;
+        }
+        let Some(store) = &self.store else { return };
+        // Only settled states are recorded: a restart mid-rebalance restores the
+        // last Stable generation, whose members then rejoin (ILLEGAL_GENERATION).
+        if matches!(g.state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
+            return;
+        }
+        let value = (g.state != GroupState::Dead).then(|| group_record(g));
+        if let Err(e) = store.append(&[Entry::Group { group: g.id.clone(), value }]) {
+            tracing::error!(group = %g.id, error = %e, "writing group metadata failed");
+        }
+    }
+
+    /// Run `f` on the group, then persist what it changed.
+    fn with_group<T>(&self, g: &Arc<Mutex<Group>>, f: impl FnOnce(&mut Group) -> T) -> T {
+        let mut g = g.lock();
+        let out = f(&mut g);
+        self.persist(&mut g);
+        out
+    }
+
+    pub fn join(&self, group_id: &str, req: JoinRequest) -> Reply<JoinResult> {
+        if group_id.is_empty() {
+            return Reply::Now(JoinResult::error(Error::InvalidGroupId, &req.member_id));
+        }
+        let g = if req.member_id.is_empty() { Some(self.get_or_create(group_id)) } else { self.get(group_id) };
+        let Some(g) = g else {
+            return Reply::Now(JoinResult::error(Error::UnknownMemberId, &req.member_id));
+        };
+        self.with_group(&g, |g| g.join(req, Instant::now()))
+    }
+
+    pub fn sync(
+        &self,
+        group_id: &str,
+        who: MemberRef,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> Reply<SyncResult> {
+        let Some(g) = self.get(group_id) else {
+            return Reply::Now(SyncResult::error(Error::UnknownMemberId));
+        };
+        self.with_group(&g, |g| g.sync(who, protocol, assignments, Instant::now()))
+    }
+
+    pub fn heartbeat(&self, group_id: &str, who: MemberRef) -> Result<()> {
+        let g = self.get(group_id).ok_or(Error::UnknownMemberId)?;
+        self.with_group(&g, |g| g.heartbeat(who, Instant::now()))
+    }
+
+    /// LeaveGroup for (member id, instance id) pairs: one result per member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<Result<String>> {
+        let Some(g) = self.get(group_id) else {
+            return members.iter().map(|_| Err(Error::UnknownMemberId)).collect();
+        };
+        self.with_group(&g, |g| {
+            let out: Vec<_> = members.iter().map(|(m, i)| g.leave_one(m, i.as_deref())).collect();
+            g.after_leave(Instant::now());
+            out
+        })
+    }
+
+    /// Shutdown: answer every waiting JoinGroup/SyncGroup with COORDINATOR_NOT_AVAILABLE
+    /// (clients look for the coordinator again), so connections drain at once.
+    pub fn shutdown(&self) {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        for g in groups {
+            for m in g.lock().members.values_mut() {
+                m.fail_waiters(Error::CoordinatorNotAvailable);
+            }
+        }
+    }
+
+    /// Drive timeouts of every group once.
+    pub fn tick(&self) {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        let now = Instant::now();
+        for g in groups {
+            self.with_group(&g, |g| g.tick(now));
+        }
+    }
+
+    /// Expire offsets past `offsets.retention.minutes` (tombstones in the log), and
+    /// drop groups left with neither members nor offsets.
+    pub fn expire_offsets(&self, now_ms: i64) {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        let now = Instant::now();
+        for g in groups {
+            let mut gl = g.lock();
+            let expired = gl.expire_offsets(now, now_ms, self.limits.offsets_retention);
+            if expired.is_empty() {
+                continue;
+            }
+            tracing::info!(group = %gl.id, partitions = expired.len(), "committed offsets expired");
+            let mut entries: Vec<Entry> = expired
+                .into_iter()
+                .map(|(topic, partition)| Entry::Offset { group: gl.id.clone(), topic, partition, value: None })
+                .collect();
+            let gone = gl.offsets.is_empty() && gl.member_count() == 0 && gl.pending.is_empty();
+            if gone {
+                gl.state = GroupState::Dead;
+                entries.push(Entry::Group { group: gl.id.clone(), value: None });
+            }
+            if let Some(store) = &self.store
+                && let Err(e) = store.append(&entries)
+            {
+                tracing::error!(group = %gl.id, error = %e, "writing offset expiry failed");
+            }
+            drop(gl);
+            if gone {
+                // Only this (now Dead) group object: a new one may have replaced it.
+                self.groups.write().retain(|_, cur| !Arc::ptr_eq(cur, &g));
+            }
+        }
+    }
+
+    /// A topic was deleted: every group forgets its committed offsets for it.
+    pub fn delete_topic_offsets(&self, topic: &str) {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        for g in groups {
+            let mut gl = g.lock();
+            let tps: Vec<Tp> = gl.offsets.iter().filter(|(tp, _)| tp.0 == topic).map(|(tp, _)| tp.clone()).collect();
+            if tps.is_empty() {
+                continue;
+            }
+            for tp in &tps {
+                gl.offsets.remove(tp);
+            }
+            let entries: Vec<Entry> =
+                tps.into_iter().map(|(topic, partition)| Entry::Offset { group: gl.id.clone(), topic, partition, value: None }).collect();
+            if let Some(store) = &self.store
+                && let Err(e) = store.append(&entries)
+            {
+                tracing::error!(group = %gl.id, error = %e, "writing offset deletion failed");
+            }
+        }
+    }
+
+    /// OffsetCommit: check the member, append, and return a future that resolves
+    /// once the commit is durable (then it is visible to OffsetFetch).
+    pub fn commit_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        who: MemberRef,
+        commits: Vec<(Tp, Committed)>,
+    ) -> Result<impl Future<Output = Result<()>> + Send + 'static + use<>> {
+        let g = match self.get(group_id) {
+            Some(g) => g,
+            None if who.generation < 0 => self.get_or_create(group_id),
+            None => return Err(Error::IllegalGeneration),
+        };
+        let base = {
+            let mut gl = g.lock();
+            gl.check_commit(&who)?;
+            let base = self.append_commits(&gl.id, &commits)?;
+            for (tp, _) in &commits {
+                gl.offsets.begin(tp);
+            }
+            base
+        };
+        let this = self.clone();
+        Ok(async move {
+            let durable = match (&this.store, base) {
+                (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
+                _ => true,
+            };
+            let mut gl = g.lock();
+            for (i, (tp, c)) in commits.into_iter().enumerate() {
+                let at = base.map_or(i64::MAX, |b| b + i as i64);
+                gl.offsets.finish(tp, durable.then_some((c, at)));
+            }
+            if durable { Ok(()) } else { Err(Error::Storage) }
+        })
+    }
+
+    fn append_commits(&self, group: &str, commits: &[(Tp, Committed)]) -> Result<Option<i64>> {
+        let Some(store) = &self.store else { return Ok(None) };
+        if commits.is_empty() {
+            return Ok(None);
+        }
+        let entries: Vec<Entry> = commits
+            .iter()
+            .map(|((t, p), c)| Entry::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: Some(c.clone()) })
+            .collect();
+        store.append(&entries).map(Some).map_err(|e| {
+            tracing::error!(group, error = %e, "writing offset commit failed");
+            Error::Storage
+        })
+    }
+
+    /// OffsetFetch for one group: the asked partitions (None: all committed ones).
+    /// Partitions with a commit still in flight are UNSTABLE_OFFSET_COMMIT when
+    /// `require_stable`, signalled here as `Err(())` per partition.
+    pub fn fetch_offsets(&self, group_id: &str, tps: Option<Vec<Tp>>, require_stable: bool) -> Vec<(Tp, std::result::Result<Option<Committed>, ()>)> {
+        let Some(g) = self.get(group_id) else {
+            return tps.unwrap_or_default().into_iter().map(|tp| (tp, Ok(None))).collect();
+        };
+        let g = g.lock();
+        let tps = tps.unwrap_or_else(|| g.offsets.iter().map(|(tp, _)| tp.clone()).collect());
+        tps.into_iter()
+            .map(|tp| {
+                let r = if require_stable && g.offsets.has_pending(&tp) { Err(()) } else { Ok(g.offsets.get(&tp).cloned()) };
+                (tp, r)
+            })
+            .collect()
+    }
+
+    /// DeleteGroups of one group: only an Empty group, with its offsets.
+    pub fn delete_group(&self, group_id: &str) -> Result<()> {
+        let g = self.get(group_id).ok_or(Error::GroupIdNotFound)?;
+        {
+            let mut gl = g.lock();
+            gl.mark_dead()?;
+            gl.dirty = true;
+            self.persist(&mut gl);
+        }
+        let mut groups = self.groups.write();
+        if groups.get(group_id).is_some_and(|cur| Arc::ptr_eq(cur, &g)) {
+            groups.remove(group_id);
+        }
+        Ok(())
+    }
+
+    /// OffsetDelete: drop committed offsets the group no longer consumes.
+    pub fn delete_offsets(&self, group_id: &str, tps: Vec<Tp>) -> Result<Vec<(Tp, Result<()>)>> {
+        let g = self.get(group_id).ok_or(Error::GroupIdNotFound)?;
+        let mut gl = g.lock();
+        if gl.state == GroupState::Dead {
+            return Err(Error::GroupIdNotFound);
+        }
+        let subscribed = view::subscribed_topics(&gl);
+        let mut out = Vec::with_capacity(tps.len());
+        let mut tombstones = Vec::new();
+        for tp in tps {
+            if subscribed.contains(&tp.0) {
+                out.push((tp, Err(Error::GroupSubscribedToTopic)));
+                continue;
+            }
+            if gl.offsets.remove(&tp) {
+                tombstones.push(Entry::Offset { group: gl.id.clone(), topic: tp.0.clone(), partition: tp.1, value: None });
+            }
+            out.push((tp, Ok(())));
+        }
+        if let (Some(store), false) = (&self.store, tombstones.is_empty()) {
+            store.append(&tombstones).map_err(|_| Error::Storage)?;
+        }
+        Ok(out)
+    }
+}
+
+async fn ticker(gc: Weak<GroupCoordinator>) {
+    let mut every = tokio::time::interval(TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_expiry = Instant::now();
+    loop {
+        every.tick().await;
+        let Some(gc) = gc.upgrade() else { return };
+        gc.tick();
+        if Instant::now() >= next_expiry {
+            gc.expire_offsets(crate::log::system_time_ms());
+            next_expiry = Instant::now() + gc.limits.offsets_retention_check_interval;
+        }
+    }
+}
+
+fn group_record(g: &Group) -> GroupRecord {
+    GroupRecord {
+        protocol_type: g.protocol_type.clone(),
+        generation: g.generation,
+        protocol_name: g.protocol_name.clone(),
+        leader: g.leader.clone(),
+        members: g
+            .members()
+            .map(|m| MemberRecord {
+                id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout: m.session_timeout,
+                rebalance_timeout: m.rebalance_timeout,
+                protocol_type: m.protocol_type.clone(),
+                protocols: m.protocols.clone(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Rebuild a group from its last metadata record. A group that had members comes
+/// back Stable: its members' heartbeats carry on, or their sessions expire.
+fn restore(g: &mut Group, r: GroupRecord, now: Instant) {
+    g.generation = r.generation;
+    g.protocol_type = r.protocol_type;
+    g.protocol_name = r.protocol_name;
+    g.leader = r.leader;
+    g.state = if r.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+    if r.members.is_empty() && g.protocol_type.is_some() {
+        // When it became Empty is not recorded: count from the restart (keeps offsets longer).
+        g.empty_since = Some(now);
+    }
+    for m in r.members {
+        g.restore_member(
+            state::Member {
+                id: m.id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout: m.session_timeout,
+                rebalance_timeout: m.rebalance_timeout,
+                protocol_type: m.protocol_type,
+                protocols: m.protocols,
+                assignment: m.assignment,
+                joined_seq: 0,
+                join_waiter: None,
+                sync_waiter: None,
+                session_deadline: now,
+            },
+            now,
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! The coordinator log: group metadata and committed offsets as records in one
+//! internal partition, `__consumer_offsets-0`, a `PartitionLog` like any other but
+//! never in the metadata image (clients do not see it). Replayed on start, keeping
+//! the latest value per key; a null value (tombstone) deletes the key.
+//!
+//! Record format (ours, not Kafka's; big-endian; `str` = i16 length + UTF-8 with -1
+//! for null; `bytes` = i32 length + bytes):
+//! - offset commit key: `i16 1, str group, str topic, i32 partition`;
+//!   value: `i16 0, i64 offset, i32 leader_epoch, str metadata, i64 commit_timestamp_ms`.
+//! - group metadata key: `i16 2, str group`;
+//!   value: `i16 0, str protocol_type, i32 generation, str protocol_name, str leader,
+//!   i32 n, n × member`, member = `str id, str instance_id, str client_id,
+//!   str client_host, i32 session_timeout_ms, i32 rebalance_timeout_ms,
+//!   str protocol_type, i32 m, m × (str name, bytes metadata), bytes assignment`.
+//!
+//! Batches are v2, uncompressed, producer id -1, written with `RecordBatchEncoder`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use super::offsets::Committed;
+use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
+use crate::log::LogConfig;
+
+pub const TOPIC: &str = "__consumer_offsets";
+const KEY_OFFSET: i16 = 1;
+const KEY_GROUP: i16 = 2;
+/// How much of the log one replay read takes.
+const REPLAY_CHUNK_BYTES: usize = 1 << 20;
+
+/// A decoded record of the coordinator log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Offset { group: String, topic: String, partition: i32, value: Option<Committed> },
+    Group { group: String, value: Option<GroupRecord> },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupRecord {
+    pub protocol_type: Option<String>,
+    pub generation: i32,
+    pub protocol_name: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberRecord {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+}
+
+pub struct Store {
+    logs: Arc<LogManager>,
+    partition: Arc<Partition>,
+}
+
+impl Store {
+    pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
+        let mut config = LogConfig { max_message_bytes: 64 << 20, ..LogConfig::default() };
+        // Committed offsets must outlive any time or size retention.
+        config.retention_ms = crate::log::UNLIMITED;
+        config.retention_bytes = crate::log::UNLIMITED;
+        config.cleanup_delete = false;
+        config.cleanup_compact = true;
+        let partition = logs.open(&TopicPartition::new(TOPIC, 0), config)?;
+        Ok(Store { logs: logs.clone(), partition })
+    }
+
+    /// The partition directory name, which must survive orphan removal.
+    pub fn dir_name() -> String {
+        TopicPartition::new(TOPIC, 0).dir_name()
+    }
+
+    /// Append entries as one batch; returns the log offset of the first.
+    pub fn append(&self, entries: &[Entry]) -> Result<i64, crate::log::Error> {
+        let now_ms = crate::log::system_time_ms();
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (key, value) = encode(e);
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    sequence: -1,
+                    timestamp: now_ms,
+                    key: Some(key),
+                    value,
+                    headers: Default::default(),
+                }
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, &records, &opts)
+            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e.to_string())))?;
+        let info = self.logs.append(&self.partition, &mut buf, 0)?;
+        Ok(info.base_offset)
+    }
+
+    /// Wait until everything below `end_offset` is on disk; false if the disk failed.
+    pub async fn wait_durable(&self, end_offset: i64) -> bool {
+        matches!(self.partition.wait_durable(end_offset).await, Durable::UpTo(_))
+    }
+
+    /// Every entry from the start of the log, in order, with its log offset.
+    pub fn replay(&self, mut apply: impl FnMut(i64, Entry)) -> Result<(), crate::log::Error> {
+        let mut offset = self.partition.log_start_offset();
+        let end = self.partition.high_watermark();
+        while offset < end {
+            let r = self.partition.read(offset, REPLAY_CHUNK_BYTES, true)?;
+            if r.records.is_empty() {
+                break;
+            }
+            let mut buf = r.records.clone();
+            let sets = RecordBatchDecoder::decode_all(&mut buf)
+                .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
+            let before = offset;
+            for rec in sets.into_iter().flat_map(|s| s.records) {
+                offset = offset.max(rec.offset + 1);
+                match rec.key.as_ref().and_then(|k| decode(k.clone(), rec.value.clone())) {
+                    Some(e) => apply(rec.offset, e),
+                    None => tracing::warn!(offset = rec.offset, "undecodable coordinator record skipped"),
+                }
+            }
+            if offset == before {
+                break; // no progress: nothing decodable here
+            }
+        }
+        Ok(())
+    }
+}
+
+fn put_str(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        // Lengths are bounded by the request sizes they came from (< 32 KiB strings).
+        Some(s) => {
+            b.put_i16(s.len().min(i16::MAX as usize) as i16);
+            b.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+        }
+        None => b.put_i16(-1),
+    }
+}
+
+fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+    b.put_i32(v.len() as i32);
+    b.put_slice(v);
+}
+
+pub fn encode(e: &Entry) -> (Bytes, Option<Bytes>) {
+    let mut k = BytesMut::new();
+    match e {
+        Entry::Offset { group, topic, partition, value } => {
+            k.put_i16(KEY_OFFSET);
+            put_str(&mut k, Some(group));
+            put_str(&mut k, Some(topic));
+            k.put_i32(*partition);
+            let v = value.as_ref().map(|c| {
+                let mut v = BytesMut::new();
+                v.put_i16(0);
+                v.put_i64(c.offset);
+                v.put_i32(c.leader_epoch);
+                put_str(&mut v, Some(&c.metadata));
+                v.put_i64(c.commit_timestamp_ms);
+                v.freeze()
+            });
+            (k.freeze(), v)
+        }
+        Entry::Group { group, value } => {
+            k.put_i16(KEY_GROUP);
+            put_str(&mut k, Some(group));
+            (k.freeze(), value.as_ref().map(encode_group))
+        }
+    }
+}
+
+fn encode_group(g: &GroupRecord) -> Bytes {
+    let mut v = BytesMut::new();
+    v.put_i16(0);
+    put_str(&mut v, g.protocol_type.as_deref());
+    v.put_i32(g.generation);
+    put_str(&mut v, g.protocol_name.as_deref());
+    put_str(&mut v, g.leader.as_deref());
+    v.put_i32(g.members.len() as i32);
+    for m in &g.members {
+        put_str(&mut v, Some(&m.id));
+        put_str(&mut v, m.instance_id.as_deref());
+        put_str(&mut v, Some(&m.client_id));
+        put_str(&mut v, Some(&m.client_host));
+        v.put_i32(m.session_timeout.as_millis() as i32);
+        v.put_i32(m.rebalance_timeout.as_millis() as i32);
+        put_str(&mut v, Some(&m.protocol_type));
+        v.put_i32(m.protocols.len() as i32);
+        for (name, meta) in &m.protocols {
+            put_str(&mut v, Some(name));
+            put_bytes(&mut v, meta);
+        }
+        put_bytes(&mut v, &m.assignment);
+    }
+    v.freeze()
+}
+
+/// A reader that fails (None) instead of panicking on short or bad input.
+struct Rd(Bytes);
+
+impl Rd {
+    fn i16(&mut self) -> Option<i16> {
+        (self.0.remaining() >= 2).then(|| self.0.get_i16())
+    }
+    fn i32(&mut self) -> Option<i32> {
+        (self.0.remaining() >= 4).then(|| self.0.get_i32())
+    }
+    fn i64(&mut self) -> Option<i64> {
+        (self.0.remaining() >= 8).then(|| self.0.get_i64())
+    }
+    fn opt_str(&mut self) -> Option<Option<String>> {
+        let n = self.i16()?;
+        if n < 0 {
+            return Some(None);
+        }
+        let n = n as usize;
+        if self.0.remaining() < n {
+            return None;
+        }
+        String::from_utf8(self.0.split_to(n).to_vec()).ok().map(Some)
+    }
+    fn str(&mut self) -> Option<String> {
+        self.opt_str()?
+    }
+    fn bytes(&mut self) -> Option<Bytes> {
+        let n = usize::try_from(self.i32()?).ok()?;
+        (self.0.remaining() >= n).then(|| self.0.split_to(n))
+    }
+    /// A count, checked against the bytes left (each element takes at least `min` bytes).
+    fn count(&mut self, min: usize) -> Option<usize> {
+        let n = usize::try_from(self.i32()?).ok()?;
+        (n.saturating_mul(min) <= self.0.remaining()).then_some(n)
+    }
+}
+
+pub fn decode(key: Bytes, value: Option<Bytes>) -> Option<Entry> {
+    let mut k = Rd(key);
+    match k.i16()? {
+        KEY_OFFSET => {
+            let (group, topic, partition) = (k.str()?, k.str()?, k.i32()?);
+            let value = match value {
+                None => None,
+                Some(v) => {
+                    let mut v = Rd(v);
+                    let _version = v.i16()?;
+                    Some(Committed { offset: v.i64()?, leader_epoch: v.i32()?, metadata: v.str()?, commit_timestamp_ms: v.i64()? })
+                }
+            };
+            Some(Entry::Offset { group, topic, partition, value })
+        }
+        KEY_GROUP => {
+            let group = k.str()?;
+            let value = match value {
+                None => None,
+                Some(v) => Some(decode_group(Rd(v))?),
+            };
+            Some(Entry::Group { group, value })
+        }
+        _ => None,
+    }
+}
+
+fn decode_group(mut v: Rd) -> Option<GroupRecord> {
+    let _version = v.i16()?;
+    let mut g = GroupRecord { protocol_type: v.opt_str()?, generation: v.i32()?, protocol_name: v.opt_str()?, leader: v.opt_str()?, members: vec![] };
+    let n = v.count(30)?;
+    for _ in 0..n {
+        let mut m = MemberRecord {
+            id: v.str()?,
+            instance_id: v.opt_str()?,
+            client_id: v.str()?,
+            client_host: v.str()?,
+            session_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
+            rebalance_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
+            protocol_type: v.str()?,
+            ..Default::default()
+        };
+        let p = v.count(6)?;
+        for _ in 0..p {
+            m.protocols.push((v.str()?, v.bytes()?));
+        }
+        m.assignment = v.bytes()?;
+        g.members.push(m);
+    }
+    Some(g)
+}
