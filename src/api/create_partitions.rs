@@ -39,10 +39,10 @@ async fn grow(ctx: &RequestContext, name: &str, count: i32, assignments: Option<
     if count > topics::PARTITIONS_PER_TOPIC_MAX {
         return Err((ResponseError::InvalidPartitions, format!("At most {} partitions per topic.", topics::PARTITIONS_PER_TOPIC_MAX)));
     }
-    if let Some(n) = assignments {
-        if n as i32 != count - current {
-            return Err((ResponseError::InvalidReplicaAssignment, format!("Increasing the number of partitions by {} but {n} assignments provided.", count - current)));
-        }
+    if let Some(n) = assignments
+        && n as i32 != count - current
+    {
+        return Err((ResponseError::InvalidReplicaAssignment, format!("Increasing the number of partitions by {} but {n} assignments provided.", count - current)));
     }
     if validate_only {
         return Ok(());

@@ -23,11 +23,11 @@ pub struct ProducerIdBlock {
 impl ProducerIdBlock {
     fn next(&self, broker: &crate::broker::Broker) -> Result<i64, ResponseError> {
         let mut range = self.range.lock();
-        if let Some((next, end)) = range.as_mut() {
-            if *next < *end {
-                *next += 1;
-                return Ok(*next - 1);
-            }
+        if let Some((next, end)) = range.as_mut()
+            && *next < *end
+        {
+            *next += 1;
+            return Ok(*next - 1);
         }
         let mut start = 0;
         broker

@@ -34,7 +34,8 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
         for pd in td.partition_data {
             let mut resp = PartitionProduceResponse::default().with_index(pd.index);
             let mut wait = None;
-            let result = if !matches!(acks, 0 | 1 | -1) {
+            // acks: 0 = none, 1 = leader, -1 = all in-sync replicas.
+            let result = if !matches!(acks, -1..=1) {
                 Err(ResponseError::InvalidRequiredAcks.code())
             } else if req.transactional_id.is_some() {
                 // Transactions are not served yet: refuse rather than mis-handle.
@@ -68,10 +69,10 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
         let mut responses = Vec::with_capacity(topics.len());
         for (mut t, parts) in topics {
             for mut p in parts {
-                if let Some((partition, end)) = p.wait {
-                    if partition.wait_durable(end).await == Durable::Failed {
-                        p.resp.error_code = ResponseError::KafkaStorageError.code();
-                    }
+                if let Some((partition, end)) = p.wait
+                    && partition.wait_durable(end).await == Durable::Failed
+                {
+                    p.resp.error_code = ResponseError::KafkaStorageError.code();
                 }
                 t.partition_responses.push(p.resp);
             }

@@ -237,11 +237,12 @@ impl LogManager {
             p.log_end_offset.store(log.log_end_offset(), Ordering::Release);
             Ok(info)
         })?;
-        if !info.duplicate && !p.flush_queued.swap(true, Ordering::AcqRel) {
-            if let Some(tx) = self.flush_tx.lock().as_ref() {
-                // A send fails only after shutdown closed the flusher; close() syncs then.
-                let _ = tx.send(p.clone());
-            }
+        if !info.duplicate
+            && !p.flush_queued.swap(true, Ordering::AcqRel)
+            && let Some(tx) = self.flush_tx.lock().as_ref()
+        {
+            // A send fails only after shutdown closed the flusher; close() syncs then.
+            let _ = tx.send(p.clone());
         }
         Ok(info)
     }
@@ -368,7 +369,10 @@ fn flush_one(p: &Partition) {
     };
     match files.iter().try_for_each(|f| f.sync_data()) {
         Ok(()) => {
-            let _ = p.with_log(|log| Ok(log.mark_synced(upto)));
+            let _ = p.with_log(|log| {
+                log.mark_synced(upto);
+                Ok(())
+            });
             // Two flushers may sync one partition at once (it was re-queued during
             // the first fsync); whichever finishes last must not move anything back.
             p.high_watermark.fetch_max(upto, Ordering::AcqRel);
