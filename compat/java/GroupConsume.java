@@ -1,7 +1,10 @@
 // Consumer-group round trip with the Java client (classic protocol), run by
 // compat/tests/test_groups_java.py with Java's source launcher:
 //   java -cp 'compat/.cache/kafka-lib/*' compat/java/GroupConsume.java \
-//        BOOTSTRAP TOPIC GROUP ASSIGNOR(range|cooperative-sticky) PHASE(1|2) COUNT
+//        BOOTSTRAP TOPIC GROUP ASSIGNOR PHASE(1|2) COUNT
+// ASSIGNOR: range|cooperative-sticky (classic protocol, client-side assignors) or
+// consumer-uniform|consumer-range (KIP-848, group.protocol=consumer with that
+// server-side assignor; run by compat/tests/test_groups_kip848.py).
 // Produces COUNT records with values "p<PHASE>-<i>" to TOPIC (6 partitions, made by
 // the test), then consumes them in GROUP:
 //   phase 1: member A starts; B joins once A has read a sixth, C once a third is
@@ -68,11 +71,17 @@ public class GroupConsume {
             p.put(ConsumerConfig.CLIENT_ID_CONFIG, name);
             p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
             p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-            p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
-            p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
             p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "40");
-            p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor.equals("range")
-                    ? RangeAssignor.class.getName() : CooperativeStickyAssignor.class.getName());
+            if (assignor.startsWith("consumer-")) {
+                // KIP-848: the broker assigns and owns session and heartbeat timing.
+                p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+                p.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor.substring("consumer-".length()));
+            } else {
+                p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+                p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
+                p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor.equals("range")
+                        ? RangeAssignor.class.getName() : CooperativeStickyAssignor.class.getName());
+            }
             c = new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer());
             try {
                 c.subscribe(List.of(topic), new ConsumerRebalanceListener() {

@@ -1,5 +1,5 @@
-//! ListGroups (16): every group, filtered by state (v4+) and type (v5+; ours are all
-//! "classic").
+//! ListGroups (16): every group, filtered by state (v4+) and type (v5+: "classic",
+//! or "consumer" for KIP-848 groups).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -15,15 +15,15 @@ pub async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsR
         .groups
         .list()
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| states.is_empty() || states.contains(&g.state_name.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut l = ListedGroup::default().with_group_id(GroupId(str_bytes(&g.group_id))).with_protocol_type(str_bytes(&g.protocol_type));
             if v >= 4 {
-                l.group_state = str_bytes(g.state.name());
+                l.group_state = str_bytes(g.state_name);
             }
             if v >= 5 {
-                l.group_type = str_bytes("classic");
+                l.group_type = str_bytes(g.group_type);
             }
             l
         })

@@ -6,6 +6,8 @@
 pub mod alter_configs;
 pub mod api_versions;
 pub mod config_change;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;

@@ -41,37 +41,12 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetc
     let v = ctx.api_version;
     let image = ctx.broker.image();
     let stable = v >= 7 && req.require_stable;
+    if v >= 8 {
+        return fetch_v8_plus(ctx, &image, &req, stable);
+    }
     let flat = |topics: &[(String, Vec<i32>)]| -> Vec<Tp> {
         topics.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect()
     };
-    if v >= 8 {
-        let groups = req
-            .groups
-            .iter()
-            .map(|g| {
-                let asked = g.topics.as_ref().map(|ts| flat(&ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>()));
-                let topics = answers(ctx, &image, &g.group_id, asked, stable)
-                    .into_iter()
-                    .map(|(name, parts)| {
-                        let partitions = parts
-                            .into_iter()
-                            .map(|(p, (o, e, m, err))| {
-                                OffsetFetchResponsePartitions::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(o)
-                                    .with_committed_leader_epoch(e)
-                                    .with_metadata(Some(str_bytes(&m)))
-                                    .with_error_code(err)
-                            })
-                            .collect();
-                        OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(&name))).with_partitions(partitions)
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics)
-            })
-            .collect();
-        return OffsetFetchResponse::default().with_groups(groups);
-    }
     let asked = req.topics.as_ref().map(|ts| flat(&ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>()));
     let topics = answers(ctx, &image, &req.group_id, asked, stable)
         .into_iter()
@@ -92,3 +67,48 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetc
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
 }
+
+/// v9 (KIP-848): a member of a consumer group fetches with its id and epoch, which
+/// must be current (UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH for the whole group).
+fn member_check(ctx: &RequestContext, v: i16, g: &kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup) -> i16 {
+    if v < 9 {
+        return 0;
+    }
+    let member = g.member_id.as_ref().map(|m| m.to_string());
+    crate::group::code_of(ctx.broker.groups.check_fetch_member(&g.group_id, member.as_deref(), g.member_epoch).err())
+}
+
+fn fetch_v8_plus(ctx: &RequestContext, image: &Image, req: &OffsetFetchRequest, stable: bool) -> OffsetFetchResponse {
+    let v = ctx.api_version;
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| {
+            let code = member_check(ctx, v, g);
+            if code != 0 {
+                return OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(code);
+            }
+            let asked = g.topics.as_ref().map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.to_string(), *p))).collect());
+            let topics = answers(ctx, image, &g.group_id, asked, stable)
+                .into_iter()
+                .map(|(name, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(p, (o, e, m, err))| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(e)
+                                .with_metadata(Some(str_bytes(&m)))
+                                .with_error_code(err)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(&name))).with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}
+

@@ -34,6 +34,16 @@ pub enum Error {
     MemberMetadataTooLarge,
     #[error("the coordinator log failed")]
     Storage,
+    #[error("member epoch fenced: abandon partitions and rejoin")]
+    FencedMemberEpoch,
+    #[error("member epoch stale: retry with the epoch from the latest heartbeat")]
+    StaleMemberEpoch,
+    #[error("group.instance.id still used by another member")]
+    UnreleasedInstanceId,
+    #[error("server assignor not supported")]
+    UnsupportedAssignor,
+    #[error("invalid request")]
+    InvalidRequest,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -57,6 +67,11 @@ impl Error {
             // Kafka has no dedicated code; the request itself is unacceptable.
             Error::MemberMetadataTooLarge => ResponseError::InvalidRequest,
             Error::Storage => ResponseError::KafkaStorageError,
+            Error::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            Error::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            Error::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+            Error::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+            Error::InvalidRequest => ResponseError::InvalidRequest,
         };
         e.code()
     }

@@ -1,4 +1,7 @@
-//! The group coordinator for the classic consumer-group protocol, and committed offsets.
+//! The group coordinator for the classic consumer-group protocol, KIP-848 consumer
+//! groups (`consumer.rs`, `reconcile.rs`, `assignor.rs`, glue in `consumer_io.rs`),
+//! and committed offsets. A group is one or the other: a classic `Group` whose
+//! `consumer` is Some is a KIP-848 group, with its offsets in the same place.
 //!
 //! Owns every group on this broker (a one-node cluster coordinates all of them).
 //! `state.rs`/`membership.rs` are the pure state machine of one group; this file is
@@ -13,14 +16,20 @@
 //! every lock, so one slow group or member never stalls another. Time comes from
 //! `tokio::time`, so tests drive timeouts with a paused clock.
 
+pub mod assignor;
+pub mod consumer;
+pub mod consumer_io;
 mod error;
 pub mod membership;
+pub mod reconcile;
 pub mod offsets;
 pub mod state;
 pub mod store;
 mod view;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod consumer_tests;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -152,7 +161,14 @@ impl GroupCoordinator {
         let Some(g) = g else {
             return Reply::Now(JoinResult::error(Error::UnknownMemberId, &req.member_id));
         };
-        self.with_group(&g, |g| g.join(req, Instant::now()))
+        self.with_group(&g, |g| {
+            if g.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
+                // A KIP-848 group with members: no online downgrade.
+                return Reply::Now(JoinResult::error(Error::InconsistentGroupProtocol, &req.member_id));
+            }
+            g.consumer = None;
+            g.join(req, Instant::now())
+        })
     }
 
     pub fn sync(
@@ -276,7 +292,13 @@ impl GroupCoordinator {
         };
         let base = {
             let mut gl = g.lock();
-            gl.check_commit(&who)?;
+            match &gl.consumer {
+                Some(c) => {
+                    let tps: Vec<Tp> = commits.iter().map(|(tp, _)| tp.clone()).collect();
+                    c.check_commit(who.member_id, who.generation, &tps)?
+                }
+                None => gl.check_commit(&who)?,
+            }
             let base = self.append_commits(&gl.id, &commits)?;
             for (tp, _) in &commits {
                 gl.offsets.begin(tp);

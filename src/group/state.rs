@@ -56,6 +56,12 @@ pub struct Limits {
     pub offsets_retention: Duration,
     /// `offsets.retention.check.interval.ms`: how often expiry runs.
     pub offsets_retention_check_interval: Duration,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval: Duration,
+    /// `group.consumer.assignors`, the first the default.
+    pub consumer_assignors: &'static [&'static str],
 }
 
 impl Default for Limits {
@@ -68,6 +74,9 @@ impl Default for Limits {
             member_metadata_max_bytes: 1 << 20,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_retention_check_interval: Duration::from_millis(600_000),
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
+            consumer_assignors: &["uniform", "range"],
         }
     }
 }
@@ -192,6 +201,8 @@ pub struct Group {
     /// When the group last became Empty after having members: its offsets expire
     /// `offsets.retention.minutes` after this (KIP-211).
     pub(super) empty_since: Option<Instant>,
+    /// Some: a KIP-848 consumer group (`consumer.rs`); its classic side stays Empty.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -214,6 +225,7 @@ impl Group {
             offsets: Offsets::default(),
             dirty: false,
             empty_since: None,
+            consumer: None,
         }
     }
 
@@ -222,7 +234,7 @@ impl Group {
     }
 
     pub fn member_count(&self) -> usize {
-        self.members.len()
+        self.members.len() + self.consumer.as_ref().map_or(0, |c| c.members.len())
     }
 
     /// Take the "needs persisting" flag.
@@ -409,6 +421,11 @@ impl Group {
 
     /// Expire sessions, lapsed member ids and phase deadlines. Called periodically.
     pub fn tick(&mut self, now: Instant) {
+        if let Some(c) = &mut self.consumer {
+            for id in c.tick(now) {
+                tracing::info!(group = %self.id, member = %id, "consumer group member expired or fenced");
+            }
+        }
         let before = self.pending.len();
         self.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
@@ -442,6 +459,7 @@ impl Group {
     pub fn mark_dead(&mut self) -> Result<(), Error> {
         match self.state {
             GroupState::Dead => Err(Error::GroupIdNotFound),
+            GroupState::Empty if self.member_count() > 0 => Err(Error::NonEmptyGroup),
             GroupState::Empty => {
                 self.state = GroupState::Dead;
                 self.offsets.clear();
@@ -474,8 +492,22 @@ impl Limits {
             member_metadata_max_bytes: c.group_member_metadata_max_bytes,
             offsets_retention: Duration::from_secs(c.offsets_retention_minutes.saturating_mul(60)),
             offsets_retention_check_interval: Duration::from_millis(c.offsets_retention_check_interval_ms),
+            consumer_session_timeout: raw_ms(c, "group.consumer.session.timeout.ms", 45_000),
+            consumer_heartbeat_interval: raw_ms(c, "group.consumer.heartbeat.interval.ms", 5_000),
+            consumer_assignors: match c.raw.get("group.consumer.assignors").map(|s| s.replace(' ', "")).as_deref() {
+                Some("range") => &["range"],
+                Some("uniform") => &["uniform"],
+                Some("range,uniform") => &["range", "uniform"],
+                _ => &["uniform", "range"],
+            },
         }
     }
+}
+
+/// A `group.consumer.*` duration: sluice reads these from the raw config (Kafka's
+/// keys and defaults) so they need no field of their own in `Config`.
+fn raw_ms(c: &crate::config::Config, key: &str, default_ms: u64) -> Duration {
+    Duration::from_millis(c.raw.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default_ms))
 }
 
 impl Group {
@@ -484,7 +516,7 @@ impl Group {
     /// that long; in a group that never had members (simple commits), each once its
     /// commit is that old. A group with members keeps its offsets.
     pub fn expire_offsets(&mut self, now: Instant, now_ms: i64, retention: Duration) -> Vec<super::Tp> {
-        if self.state != GroupState::Empty {
+        if self.state != GroupState::Empty || self.member_count() > 0 {
             return vec![];
         }
         let expired: Vec<super::Tp> = match self.empty_since {

@@ -12,6 +12,11 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+    /// "classic", or "consumer" for a KIP-848 group.
+    pub group_type: &'static str,
+    /// The state name on the wire: a KIP-848 group has its own states
+    /// (Empty, Assigning, Reconciling, Stable).
+    pub state_name: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +44,11 @@ impl GroupCoordinator {
             .iter()
             .map(|g| {
                 let g = g.lock();
-                GroupListing { group_id: g.id.clone(), protocol_type: g.protocol_type.clone().unwrap_or_default(), state: g.state }
+                let (protocol_type, group_type, state_name) = match &g.consumer {
+                    Some(c) => ("consumer".to_string(), "consumer", c.state_name()),
+                    None => (g.protocol_type.clone().unwrap_or_default(), "classic", g.state.name()),
+                };
+                GroupListing { group_id: g.id.clone(), protocol_type, state: g.state, group_type, state_name }
             })
             .filter(|l| l.state != GroupState::Dead)
             .collect();

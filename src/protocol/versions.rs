@@ -31,6 +31,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // KIP-848 consumer groups (group/consumer.rs).
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     // The log over time (log/retention.rs): issue 5.
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
@@ -82,5 +85,7 @@ mod tests {
         check::<ListGroupsRequest>(ApiKey::ListGroups);
         check::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
         check::<OffsetDeleteRequest>(ApiKey::OffsetDelete);
+        check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);
+        check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
     }
 }

@@ -106,6 +106,8 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::DescribeLogDirs => now!(DescribeLogDirsRequest, api::describe_log_dirs::handle),
         ApiKey::AlterConfigs => now!(AlterConfigsRequest, api::alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => now!(IncrementalAlterConfigsRequest, api::incremental_alter_configs::handle),
+        ApiKey::ConsumerGroupHeartbeat => now!(ConsumerGroupHeartbeatRequest, api::consumer_group_heartbeat::handle),
+        ApiKey::ConsumerGroupDescribe => now!(ConsumerGroupDescribeRequest, api::consumer_group_describe::handle),
         // These wait (for other members, the leader, fsync): deferred so the
         // connection keeps reading, e.g. heartbeats sent while a JoinGroup is pending.
         ApiKey::JoinGroup => {
