@@ -88,4 +88,16 @@ mod tests {
         check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);
         check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
     }
+
+    /// The README's table of served APIs lists exactly what ApiVersions advertises.
+    #[test]
+    fn readme_table_matches() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 5).skip(1).collect();
+        assert_eq!(rows.len(), SUPPORTED.len(), "README lists {} APIs, SUPPORTED has {}", rows.len(), SUPPORTED.len());
+        for &(key, lo, hi) in SUPPORTED {
+            let cell = format!("| {} | {lo}–{hi} |", key as i16);
+            assert!(rows.iter().any(|r| r.contains(&format!("| {key:?} {cell}"))), "README row for {key:?} {lo}–{hi} missing");
+        }
+    }
 }
