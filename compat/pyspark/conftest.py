@@ -31,22 +31,12 @@ import kafka_helpers as kh  # noqa: E402
 _SESSION_BROKER: list[brokers.Broker] = []
 
 
-def _overrides_from_env() -> dict[str, str]:
-    out = {}
-    for item in os.environ.get("COMPAT_OVERRIDES", "").split():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise pytest.UsageError(f"COMPAT_OVERRIDES item {item!r} is not key=value")
-        out[key] = value
-    return out
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """The broker under test (``.bootstrap``, ``.kind``, ``.api_versions``)."""
     kind = os.environ.get("COMPAT_BROKER", "sluice")
     b = brokers.make_broker(kind, tmp_path_factory.mktemp(f"{kind}-broker"),
-                            overrides=_overrides_from_env())
+                            overrides=brokers.overrides_from_env())
     _SESSION_BROKER.append(b)
     t0 = time.monotonic()
     b.start()

@@ -312,6 +312,18 @@ class KafkaBroker(Broker):
                                       "-XX:MaxGCPauseMillis=20"))
 
 
+def overrides_from_env() -> dict[str, str]:
+    """Extra broker configs from ``COMPAT_OVERRIDES="k=v k2=v2"`` (sluice ``--override``s;
+    for Kafka, lines appended to server.properties)."""
+    out = {}
+    for item in os.environ.get("COMPAT_OVERRIDES", "").split():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"COMPAT_OVERRIDES item {item!r} is not key=value")
+        out[key] = value
+    return out
+
+
 def make_broker(kind: str, work_dir: Path, **kw) -> Broker:
     kind = kind.lower()
     if kind == "sluice":

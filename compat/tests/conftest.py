@@ -25,23 +25,13 @@ from util import rdkafka_conf, unique_topic, wait_for_topic  # noqa: E402
 _SESSION_BROKER: list[brokers.Broker] = []
 
 
-def _overrides_from_env() -> dict[str, str]:
-    out = {}
-    for item in os.environ.get("COMPAT_OVERRIDES", "").split():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise pytest.UsageError(f"COMPAT_OVERRIDES item {item!r} is not key=value")
-        out[key] = value
-    return out
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """The broker under test: ``.bootstrap``, ``.data_dir``, ``.kill9()``, ``.start()``,
     ``.restart()`` (same port, same data dir), ``.log_tail()``."""
     kind = os.environ.get("COMPAT_BROKER", "sluice")
     work_dir = tmp_path_factory.mktemp(f"{kind}-broker")
-    b = brokers.make_broker(kind, work_dir, overrides=_overrides_from_env())
+    b = brokers.make_broker(kind, work_dir, overrides=brokers.overrides_from_env())
     _SESSION_BROKER.append(b)
     t0 = time.monotonic()
     b.start()
