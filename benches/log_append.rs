@@ -14,69 +14,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::log::{LogConfig, PartitionLog};
-use sluice::protocol::records;
+mod common;
 
-const VALUE_BYTES: usize = 1024;
+use common::{VALUE_BYTES, build_batch, seal};
+
 const RECORDS_PER_BATCH: i32 = 15;
 /// Batches generated up front for the idempotent bench; past this many appends in a
 /// sample the next producer id continues (the CRC is redone outside the timed region).
 const TEMPLATES: usize = 2048;
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// One v2 batch; `producer_id` -1 for a plain producer, else idempotent (epoch 0).
-fn build_batch(count: i32, producer_id: i64, base_sequence: i32) -> Vec<u8> {
-    let value = vec![0x5a_u8; VALUE_BYTES];
-    let mut recs = Vec::new();
-    let mut body = Vec::new();
-    for i in 0..count {
-        body.clear();
-        body.push(0);
-        put_varint(&mut body, 0);
-        put_varint(&mut body, i64::from(i));
-        put_varint(&mut body, -1);
-        put_varint(&mut body, VALUE_BYTES as i64);
-        body.extend_from_slice(&value);
-        put_varint(&mut body, 0);
-        put_varint(&mut recs, body.len() as i64);
-        recs.extend_from_slice(&body);
-    }
-    let ts: i64 = 1_700_000_000_000;
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    let batch_length = (records::BATCH_HEADER_BYTES - records::LOG_OVERHEAD + recs.len()) as i32;
-    b.extend_from_slice(&batch_length.to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&(count - 1).to_be_bytes());
-    b.extend_from_slice(&ts.to_be_bytes());
-    b.extend_from_slice(&ts.to_be_bytes());
-    b.extend_from_slice(&producer_id.to_be_bytes());
-    b.extend_from_slice(&(if producer_id < 0 { -1i16 } else { 0 }).to_be_bytes());
-    b.extend_from_slice(&(if producer_id < 0 { -1 } else { base_sequence }).to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&recs);
-    seal(&mut b);
-    b
-}
-
-fn seal(b: &mut [u8]) {
-    let crc = records::compute_crc(b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-}
 
 /// Producer id field (bytes 43..51) rewritten, CRC redone.
 fn set_producer_id(b: &mut [u8], producer_id: i64) {
