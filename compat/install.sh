@@ -15,25 +15,9 @@ VENV="$CACHE/venv"
 LIB="$CACHE/kafka-lib"
 mkdir -p "$CACHE"
 
-log() { echo "[compat/install] $*"; }
-die() { echo "[compat/install] ERROR: $*" >&2; exit 1; }
-trap 'echo "[compat/install] FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-fi
-APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    $SUDO apt-get update -qq
-    APT_UPDATED=1
-  fi
-  log "apt-get install -y $*"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
-}
+LOG_TAG=compat/install
+# shellcheck source=compat/lib.sh
+. "$COMPAT_DIR/lib.sh"
 
 # --- system tools -----------------------------------------------------------------
 if command -v kcat >/dev/null 2>&1; then
@@ -47,23 +31,7 @@ command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
 
 # --- Python venv -------------------------------------------------------------------
 REQ="$COMPAT_DIR/requirements.txt"
-REQ_HASH="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$REQ_HASH" ]; then
-  log "venv up to date: $VENV"
-else
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating venv $VENV"
-    if ! python3 -m venv "$VENV"; then
-      # Debian's python3 ships venv/ensurepip separately.
-      rm -rf "$VENV"
-      apt_install python3-venv
-      python3 -m venv "$VENV"
-    fi
-  fi
-  log "pip install -r $REQ"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
-  echo "$REQ_HASH" > "$VENV/.requirements.sha256"
-fi
+ensure_venv "$VENV" "$REQ"
 
 # --- Apache Kafka jars -----------------------------------------------------------
 POM="$COMPAT_DIR/kafka-deps/pom.xml"

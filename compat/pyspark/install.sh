@@ -18,23 +18,9 @@ VENV="$CACHE/spark-venv"
 JARS="$CACHE/spark-jars"
 mkdir -p "$CACHE"
 
-log() { echo "[compat/pyspark/install] $*"; }
-die() { echo "[compat/pyspark/install] ERROR: $*" >&2; exit 1; }
-trap 'echo "[compat/pyspark/install] FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    $SUDO apt-get update -qq
-    APT_UPDATED=1
-  fi
-  log "apt-get install -y $*"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
-}
+LOG_TAG=compat/pyspark/install
+# shellcheck source=compat/lib.sh
+. "$(dirname "$HERE")/lib.sh"
 
 # --- system tools ---------------------------------------------------------------------
 command -v java >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless
@@ -52,22 +38,7 @@ pom_ver="$(sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' "$POM")"
   || die "pyspark==$py_ver in requirements.txt but spark.version $pom_ver in pom.xml"
 
 # --- Python venv ------------------------------------------------------------------------
-REQ_HASH="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$REQ_HASH" ]; then
-  log "venv up to date: $VENV"
-else
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating venv $VENV"
-    if ! python3 -m venv "$VENV"; then
-      rm -rf "$VENV"          # Debian's python3 ships venv/ensurepip separately
-      apt_install python3-venv
-      python3 -m venv "$VENV"
-    fi
-  fi
-  log "pip install -r $REQ (pyspark is ~450 MB)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
-  echo "$REQ_HASH" > "$VENV/.requirements.sha256"
-fi
+ensure_venv "$VENV" "$REQ" "(pyspark is ~450 MB)"
 SPARK_HOME_PY="$("$VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
 SPARK_SHIPPED="$SPARK_HOME_PY/jars"
 [ -d "$SPARK_SHIPPED" ] || die "pyspark has no jars dir at $SPARK_SHIPPED"

@@ -18,7 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
-from util import describe_proc, rdkafka_conf, wait_for_topic
+from util import create_single_partition_topic as create, describe_proc, rdkafka_conf, wait_for
 
 MIB = 1 << 20
 
@@ -34,14 +34,6 @@ def fast_broker(tmp_path_factory):
     b.start()
     yield b
     b.stop()
-
-
-def create(bootstrap: str, name: str, config: dict[str, str]) -> None:
-    admin = AdminClient(rdkafka_conf(bootstrap))
-    fs = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
-                                       config=config)], operation_timeout=30)
-    fs[name].result(timeout=60)
-    wait_for_topic(bootstrap, name, 1)
 
 
 def produce(bootstrap: str, topic: str, start: int, count: int, value_bytes: int = 0) -> None:
@@ -60,17 +52,6 @@ def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
         return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
     finally:
         c.close()
-
-
-def wait_for(cond, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        ok, last = cond()
-        if ok:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def test_size_retention_while_a_consumer_keeps_reading(fast_broker, topic):

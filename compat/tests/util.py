@@ -48,3 +48,27 @@ def describe_proc(res: subprocess.CompletedProcess) -> str:
     """Everything needed to understand a failed subprocess, for assertion messages."""
     return (f"command: {' '.join(map(str, res.args))}\nexit: {res.returncode}\n"
             f"--- stdout ---\n{res.stdout[-4000:]}\n--- stderr ---\n{res.stderr[-4000:]}")
+
+
+def create_single_partition_topic(bootstrap: str, name: str, config: dict[str, str]) -> None:
+    """Creates a one-partition topic with ``config`` and waits until it has a leader."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(rdkafka_conf(bootstrap))
+    fs = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
+                                       config=config)], operation_timeout=30)
+    fs[name].result(timeout=60)
+    wait_for_topic(bootstrap, name, 1)
+
+
+def wait_for(cond, timeout_s: float, what: str):
+    """Polls ``cond() -> (ok, last)`` every 0.2 s until ok; returns ``last``, or fails
+    naming ``what`` and the last value seen."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        ok, last = cond()
+        if ok:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
