@@ -9,7 +9,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::{RequestContext, str_bytes};
-use crate::group::{Error, JoinRequest, JoinResult, Reply};
+use crate::group::{Error, JoinRequest, JoinResult, MemberProfile, Reply};
 
 pub fn ms(v: i32) -> Duration {
     Duration::from_millis(v.max(0) as u64)
@@ -20,14 +20,16 @@ pub fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> impl Future<Output
     let member_id = req.member_id.to_string();
     let jr = JoinRequest {
         member_id: member_id.clone(),
-        instance_id: if v >= 5 { req.group_instance_id.as_ref().map(|s| s.to_string()) } else { None },
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: ctx.client_host.clone(),
-        session_timeout: ms(req.session_timeout_ms),
-        // v0 has no rebalance timeout: Kafka uses the session timeout.
-        rebalance_timeout: if v >= 1 { ms(req.rebalance_timeout_ms) } else { ms(req.session_timeout_ms) },
-        protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        profile: MemberProfile {
+            instance_id: if v >= 5 { req.group_instance_id.as_ref().map(|s| s.to_string()) } else { None },
+            client_id: ctx.client_id.clone().unwrap_or_default(),
+            client_host: ctx.client_host.clone(),
+            session_timeout: ms(req.session_timeout_ms),
+            // v0 has no rebalance timeout: Kafka uses the session timeout.
+            rebalance_timeout: if v >= 1 { ms(req.rebalance_timeout_ms) } else { ms(req.session_timeout_ms) },
+            protocol_type: req.protocol_type.to_string(),
+            protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        },
         require_known_member_id: v >= 4,
         supports_skip_assignment: v >= 9,
     };

@@ -298,13 +298,15 @@ async fn classic_and_consumer_groups_do_not_mix() {
     gc.consumer_heartbeat("kip848", join("a"), view()).unwrap();
     let classic = JoinRequest {
         member_id: String::new(),
-        instance_id: None,
-        client_id: "c".into(),
-        client_host: String::new(),
-        session_timeout: Duration::from_secs(10),
-        rebalance_timeout: Duration::from_secs(30),
-        protocol_type: "consumer".into(),
-        protocols: vec![("range".into(), bytes::Bytes::from_static(b"x"))],
+        profile: MemberProfile {
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::from_static(b"x"))],
+        },
         require_known_member_id: true,
         supports_skip_assignment: false,
     };

@@ -3,26 +3,19 @@
 //! MEMBER_ID_REQUIRED round trip from JoinGroup v4), static membership through
 //! `group.instance.id`, and generation fencing.
 
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Error;
-use super::state::{Group, GroupState, JoinResult, Member, Reply, SyncResult};
+use super::state::{Group, GroupState, JoinResult, Member, MemberProfile, Reply, SyncResult};
 
 /// A JoinGroup, decoded.
 #[derive(Debug, Clone, Default)]
 pub struct JoinRequest {
     pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
+    pub profile: MemberProfile,
     /// v4+: a member without an id first gets one with MEMBER_ID_REQUIRED.
     pub require_known_member_id: bool,
     /// v9+: a static leader rejoining without a rebalance is told to skip assignment.
@@ -45,16 +38,16 @@ impl Group {
     /// Validate what applies to any JoinGroup.
     fn check_join(&self, req: &JoinRequest) -> Result<(), Error> {
         let l = &self.limits;
-        if req.session_timeout < l.min_session_timeout || req.session_timeout > l.max_session_timeout {
+        if req.profile.session_timeout < l.min_session_timeout || req.profile.session_timeout > l.max_session_timeout {
             return Err(Error::InvalidSessionTimeout);
         }
-        if req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum::<usize>() > l.member_metadata_max_bytes {
+        if req.profile.protocols.iter().map(|(n, m)| n.len() + m.len()).sum::<usize>() > l.member_metadata_max_bytes {
             return Err(Error::MemberMetadataTooLarge);
         }
         if self.state == GroupState::Dead {
             return Err(Error::CoordinatorNotAvailable);
         }
-        if !self.supports(&req.protocol_type, &req.protocols) {
+        if !self.supports(&req.profile.protocol_type, &req.profile.protocols) {
             return Err(Error::InconsistentGroupProtocol);
         }
         Ok(())
@@ -64,7 +57,7 @@ impl Group {
         if let Err(e) = self.check_join(&req) {
             return Reply::Now(JoinResult::error(e, &req.member_id));
         }
-        let owner = req.instance_id.as_ref().and_then(|i| self.static_members.get(i)).cloned();
+        let owner = req.profile.instance_id.as_ref().and_then(|i| self.static_members.get(i)).cloned();
         let result = match (req.member_id.is_empty(), owner) {
             (true, Some(old)) => self.rejoin_static(req, &old, now),
             (false, Some(old)) if old != req.member_id => Err((Error::FencedInstanceId, req.member_id.clone())),
@@ -78,9 +71,9 @@ impl Group {
         if self.members.len() + self.pending.len() >= self.limits.max_size {
             return Err((Error::GroupMaxSizeReached, String::new()));
         }
-        let id = new_member_id(&req.client_id, req.instance_id.as_deref());
-        if req.require_known_member_id && req.instance_id.is_none() {
-            self.pending.insert(id.clone(), now + req.session_timeout);
+        let id = new_member_id(&req.profile.client_id, req.profile.instance_id.as_deref());
+        if req.require_known_member_id && req.profile.instance_id.is_none() {
+            self.pending.insert(id.clone(), now + req.profile.session_timeout);
             return Err((Error::MemberIdRequired, id));
         }
         Ok(self.add_member(id, req, now))
@@ -94,7 +87,7 @@ impl Group {
         let Some(m) = self.members.get(&id) else {
             return Err((Error::UnknownMemberId, id));
         };
-        let unchanged = m.protocols == req.protocols;
+        let unchanged = m.profile.protocols == req.profile.protocols;
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         match self.state {
             GroupState::CompletingRebalance if unchanged => {
@@ -111,26 +104,21 @@ impl Group {
 
     fn add_member(&mut self, id: String, req: JoinRequest, now: Instant) -> Reply<JoinResult> {
         let (tx, rx) = oneshot::channel();
-        if let Some(inst) = &req.instance_id {
+        if let Some(inst) = &req.profile.instance_id {
             self.static_members.insert(inst.clone(), id.clone());
         }
         if self.members.is_empty() {
-            self.protocol_type = Some(req.protocol_type.clone());
+            self.protocol_type = Some(req.profile.protocol_type.clone());
         }
+        let session_timeout = req.profile.session_timeout;
         let m = Member {
             id: id.clone(),
-            instance_id: req.instance_id,
-            client_id: req.client_id,
-            client_host: req.client_host,
-            session_timeout: req.session_timeout,
-            rebalance_timeout: req.rebalance_timeout,
-            protocol_type: req.protocol_type,
-            protocols: req.protocols,
+            profile: req.profile,
             assignment: Bytes::new(),
             joined_seq: self.next_seq,
             join_waiter: Some(tx),
             sync_waiter: None,
-            session_deadline: now + req.session_timeout,
+            session_deadline: now + session_timeout,
         };
         self.next_seq += 1;
         self.members.insert(id, m);
@@ -153,11 +141,11 @@ impl Group {
             // A retried JoinGroup supersedes the first; that one just rejoins.
             let _ = old.send(JoinResult::error(Error::RebalanceInProgress, id));
         }
-        m.protocols = req.protocols;
-        m.session_timeout = req.session_timeout;
-        m.rebalance_timeout = req.rebalance_timeout;
-        m.client_id = req.client_id;
-        m.session_deadline = now + m.session_timeout;
+        m.profile.protocols = req.profile.protocols;
+        m.profile.session_timeout = req.profile.session_timeout;
+        m.profile.rebalance_timeout = req.profile.rebalance_timeout;
+        m.profile.client_id = req.profile.client_id;
+        m.session_deadline = now + m.profile.session_timeout;
         if self.state != GroupState::PreparingRebalance {
             self.prepare_rebalance(now);
         }
@@ -169,20 +157,20 @@ impl Group {
     /// member's place under a new id, and the old id is fenced. Unchanged metadata in
     /// a Stable group means no rebalance: it gets its old assignment back.
     fn rejoin_static(&mut self, req: JoinRequest, old: &str, now: Instant) -> Result<Reply<JoinResult>, (Error, String)> {
-        let new_id = new_member_id(&req.client_id, req.instance_id.as_deref());
+        let new_id = new_member_id(&req.profile.client_id, req.profile.instance_id.as_deref());
         let Some(mut m) = self.members.remove(old) else {
             return Err((Error::UnknownMemberId, String::new()));
         };
         m.fail_waiters(Error::FencedInstanceId);
         m.id = new_id.clone();
-        m.session_timeout = req.session_timeout;
-        m.rebalance_timeout = req.rebalance_timeout;
-        m.client_id = req.client_id.clone();
-        m.client_host = req.client_host.clone();
-        m.session_deadline = now + req.session_timeout;
-        let unchanged = m.protocols == req.protocols;
+        m.profile.session_timeout = req.profile.session_timeout;
+        m.profile.rebalance_timeout = req.profile.rebalance_timeout;
+        m.profile.client_id = req.profile.client_id.clone();
+        m.profile.client_host = req.profile.client_host.clone();
+        m.session_deadline = now + req.profile.session_timeout;
+        let unchanged = m.profile.protocols == req.profile.protocols;
         self.members.insert(new_id.clone(), m);
-        if let Some(inst) = &req.instance_id {
+        if let Some(inst) = &req.profile.instance_id {
             self.static_members.insert(inst.clone(), new_id.clone());
         }
         let was_leader = self.leader.as_deref() == Some(old);
@@ -251,7 +239,7 @@ impl Group {
             GroupState::PreparingRebalance => Reply::Now(SyncResult::error(Error::RebalanceInProgress)),
             GroupState::Stable => {
                 let m = self.members.get_mut(id).expect("check_member found it");
-                m.session_deadline = now + m.session_timeout;
+                m.session_deadline = now + m.profile.session_timeout;
                 let a = m.assignment.clone();
                 Reply::Now(result(self, a))
             }
@@ -259,7 +247,7 @@ impl Group {
                 let (tx, rx) = oneshot::channel();
                 let m = self.members.get_mut(id).expect("check_member found it");
                 m.sync_waiter = Some(tx);
-                m.session_deadline = now + m.session_timeout;
+                m.session_deadline = now + m.profile.session_timeout;
                 if self.leader.as_deref() == Some(id) {
                     self.apply_assignments(assignments, now);
                 }
@@ -280,7 +268,7 @@ impl Group {
         self.dirty = true;
         let (pt, pn) = (self.protocol_type.clone(), self.protocol_name.clone());
         for m in self.members.values_mut() {
-            m.session_deadline = now + m.session_timeout;
+            m.session_deadline = now + m.profile.session_timeout;
             let r = SyncResult { error: None, protocol_type: pt.clone(), protocol_name: pn.clone(), assignment: m.assignment.clone() };
             m.answer_sync(r);
         }
@@ -294,7 +282,7 @@ impl Group {
         }
         self.check_member(&who)?;
         let m = self.members.get_mut(who.member_id).expect("check_member found it");
-        m.session_deadline = now + m.session_timeout;
+        m.session_deadline = now + m.profile.session_timeout;
         match self.state {
             GroupState::PreparingRebalance => Err(Error::RebalanceInProgress),
             _ => Ok(()),

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 pub use error::{Error, Result, code_of};
 pub use membership::{JoinRequest, MemberRef};
 pub use offsets::{Committed, Tp};
-pub use state::{Group, GroupState, JoinResult, JoinedMember, Limits, Reply, SyncResult};
+pub use state::{Group, GroupState, JoinResult, JoinedMember, Limits, MemberProfile, Reply, SyncResult};
 pub use view::{GroupDescription, GroupListing, MemberDescription};
 
 use store::{Entry, GroupRecord, MemberRecord, Store};
@@ -418,17 +418,7 @@ fn group_record(g: &Group) -> GroupRecord {
         leader: g.leader.clone(),
         members: g
             .members()
-            .map(|m| MemberRecord {
-                id: m.id.clone(),
-                instance_id: m.instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                session_timeout: m.session_timeout,
-                rebalance_timeout: m.rebalance_timeout,
-                protocol_type: m.protocol_type.clone(),
-                protocols: m.protocols.clone(),
-                assignment: m.assignment.clone(),
-            })
+            .map(|m| MemberRecord { id: m.id.clone(), profile: m.profile.clone(), assignment: m.assignment.clone() })
             .collect(),
     }
 }
@@ -449,13 +439,7 @@ fn restore(g: &mut Group, r: GroupRecord, now: Instant) {
         g.restore_member(
             state::Member {
                 id: m.id,
-                instance_id: m.instance_id,
-                client_id: m.client_id,
-                client_host: m.client_host,
-                session_timeout: m.session_timeout,
-                rebalance_timeout: m.rebalance_timeout,
-                protocol_type: m.protocol_type,
-                protocols: m.protocols,
+                profile: m.profile,
                 assignment: m.assignment,
                 joined_seq: 0,
                 join_waiter: None,

@@ -130,9 +130,11 @@ pub enum Reply<T> {
     Wait(oneshot::Receiver<T>),
 }
 
-#[derive(Debug)]
-pub struct Member {
-    pub id: String,
+/// What a classic member tells about itself when it joins: kept by the live group,
+/// written to the coordinator log, restored from it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberProfile {
+    /// `group.instance.id` of a static member.
     pub instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
@@ -141,6 +143,12 @@ pub struct Member {
     pub protocol_type: String,
     /// (name, metadata) in the member's order of preference.
     pub protocols: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    pub profile: MemberProfile,
     /// This generation's assignment, from the leader's SyncGroup (empty until then).
     pub assignment: Bytes,
     /// Order of first join: the longest-standing member becomes leader.
@@ -154,7 +162,7 @@ pub struct Member {
 impl Member {
     /// This member's metadata for `protocol`, empty if it does not support it.
     pub fn metadata_for(&self, protocol: Option<&str>) -> Bytes {
-        self.protocols.iter().find(|(n, _)| Some(n.as_str()) == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.profile.protocols.iter().find(|(n, _)| Some(n.as_str()) == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
     }
     fn answer_join(&mut self, r: JoinResult) {
         if let Some(tx) = self.join_waiter.take() {
@@ -246,9 +254,9 @@ impl Group {
     fn candidate_protocols(&self) -> Vec<String> {
         let mut members = self.members.values();
         let Some(first) = members.next() else { return vec![] };
-        let mut c: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        let mut c: Vec<String> = first.profile.protocols.iter().map(|(n, _)| n.clone()).collect();
         for m in members {
-            c.retain(|n| m.protocols.iter().any(|(p, _)| p == n));
+            c.retain(|n| m.profile.protocols.iter().any(|(p, _)| p == n));
         }
         c
     }
@@ -270,7 +278,7 @@ impl Group {
         members.sort_by_key(|m| m.joined_seq);
         let mut votes: Vec<(String, usize)> = Vec::new();
         for m in &members {
-            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| cands.contains(n)) {
+            if let Some((n, _)) = m.profile.protocols.iter().find(|(n, _)| cands.contains(n)) {
                 match votes.iter_mut().find(|(v, _)| v == n) {
                     Some((_, c)) => *c += 1,
                     None => votes.push((n.clone(), 1)),
@@ -289,7 +297,7 @@ impl Group {
                 m.answer_sync(SyncResult::error(Error::RebalanceInProgress));
             }
         }
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        let timeout = self.members.values().map(|m| m.profile.rebalance_timeout).max().unwrap_or_default();
         let from_empty = self.state == GroupState::Empty;
         self.state = GroupState::PreparingRebalance;
         self.rebalance_deadline = Some(now + timeout);
@@ -340,7 +348,7 @@ impl Group {
             self.leader = self.members.values().min_by_key(|m| m.joined_seq).map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        let timeout = self.members.values().map(|m| m.profile.rebalance_timeout).max().unwrap_or_default();
         self.sync_deadline = Some(now + timeout);
         let all = self.joined_members();
         let leader = self.leader.clone().unwrap_or_default();
@@ -354,7 +362,7 @@ impl Group {
         };
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
-            m.session_deadline = now + m.session_timeout;
+            m.session_deadline = now + m.profile.session_timeout;
             let members = if m.id == leader { all.clone() } else { vec![] };
             m.answer_join(JoinResult { member_id: m.id.clone(), members, ..base.clone() });
         }
@@ -367,7 +375,7 @@ impl Group {
         ms.into_iter()
             .map(|m| JoinedMember {
                 member_id: m.id.clone(),
-                instance_id: m.instance_id.clone(),
+                instance_id: m.profile.instance_id.clone(),
                 metadata: m.metadata_for(self.protocol_name.as_deref()),
             })
             .collect()
@@ -393,7 +401,7 @@ impl Group {
     pub(super) fn remove_member(&mut self, id: &str, e: Error) -> bool {
         let Some(mut m) = self.members.remove(id) else { return false };
         m.fail_waiters(e);
-        if let Some(inst) = &m.instance_id
+        if let Some(inst) = &m.profile.instance_id
             && self.static_members.get(inst).is_some_and(|owner| owner == id)
         {
             self.static_members.remove(inst);
@@ -474,8 +482,8 @@ impl Group {
     pub(super) fn restore_member(&mut self, mut m: Member, now: Instant) {
         m.joined_seq = self.next_seq;
         self.next_seq += 1;
-        m.session_deadline = now + m.session_timeout;
-        if let Some(inst) = &m.instance_id {
+        m.session_deadline = now + m.profile.session_timeout;
+        if let Some(inst) = &m.profile.instance_id {
             self.static_members.insert(inst.clone(), m.id.clone());
         }
         self.members.insert(m.id.clone(), m);

@@ -22,6 +22,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use super::offsets::Committed;
+use super::state::MemberProfile;
 use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
 use crate::log::LogConfig;
 
@@ -50,13 +51,7 @@ pub struct GroupRecord {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MemberRecord {
     pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
+    pub profile: MemberProfile,
     pub assignment: Bytes,
 }
 
@@ -201,14 +196,14 @@ fn encode_group(g: &GroupRecord) -> Bytes {
     v.put_i32(g.members.len() as i32);
     for m in &g.members {
         put_str(&mut v, Some(&m.id));
-        put_str(&mut v, m.instance_id.as_deref());
-        put_str(&mut v, Some(&m.client_id));
-        put_str(&mut v, Some(&m.client_host));
-        v.put_i32(m.session_timeout.as_millis() as i32);
-        v.put_i32(m.rebalance_timeout.as_millis() as i32);
-        put_str(&mut v, Some(&m.protocol_type));
-        v.put_i32(m.protocols.len() as i32);
-        for (name, meta) in &m.protocols {
+        put_str(&mut v, m.profile.instance_id.as_deref());
+        put_str(&mut v, Some(&m.profile.client_id));
+        put_str(&mut v, Some(&m.profile.client_host));
+        v.put_i32(m.profile.session_timeout.as_millis() as i32);
+        v.put_i32(m.profile.rebalance_timeout.as_millis() as i32);
+        put_str(&mut v, Some(&m.profile.protocol_type));
+        v.put_i32(m.profile.protocols.len() as i32);
+        for (name, meta) in &m.profile.protocols {
             put_str(&mut v, Some(name));
             put_bytes(&mut v, meta);
         }
@@ -289,17 +284,20 @@ fn decode_group(mut v: Rd) -> Option<GroupRecord> {
     for _ in 0..n {
         let mut m = MemberRecord {
             id: v.str()?,
-            instance_id: v.opt_str()?,
-            client_id: v.str()?,
-            client_host: v.str()?,
-            session_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
-            rebalance_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
-            protocol_type: v.str()?,
+            profile: MemberProfile {
+                instance_id: v.opt_str()?,
+                client_id: v.str()?,
+                client_host: v.str()?,
+                session_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
+                rebalance_timeout: Duration::from_millis(v.i32()?.max(0) as u64),
+                protocol_type: v.str()?,
+                protocols: vec![],
+            },
             ..Default::default()
         };
         let p = v.count(6)?;
         for _ in 0..p {
-            m.protocols.push((v.str()?, v.bytes()?));
+            m.profile.protocols.push((v.str()?, v.bytes()?));
         }
         m.assignment = v.bytes()?;
         g.members.push(m);

@@ -17,13 +17,15 @@ fn limits(delay_ms: u64) -> Limits {
 fn req(member_id: &str, instance: Option<&str>, protocols: &[(&str, &str)]) -> JoinRequest {
     JoinRequest {
         member_id: member_id.into(),
-        instance_id: instance.map(Into::into),
-        client_id: "c".into(),
-        client_host: String::new(),
-        session_timeout: Duration::from_secs(10),
-        rebalance_timeout: Duration::from_secs(30),
-        protocol_type: "consumer".into(),
-        protocols: protocols.iter().map(|(n, m)| (n.to_string(), Bytes::from(m.to_string()))).collect(),
+        profile: MemberProfile {
+            instance_id: instance.map(Into::into),
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: protocols.iter().map(|(n, m)| (n.to_string(), Bytes::from(m.to_string()))).collect(),
+        },
         require_known_member_id: true,
         supports_skip_assignment: false,
     }
@@ -200,7 +202,7 @@ fn bad_joins_get_kafka_errors() {
     let t = Instant::now();
     let mut g = Group::new("g", Limits { max_size: 1, ..limits(0) });
     let mut r = req("", None, &[("range", "m")]);
-    r.session_timeout = Duration::from_millis(10);
+    r.profile.session_timeout = Duration::from_millis(10);
     assert_eq!(now_result(g.join(r, t)).error, Some(Error::InvalidSessionTimeout));
     let (_m1, _j) = join_new(&mut g, t, &[("range", "1")]);
     assert_eq!(now_result(g.join(req("", None, &[("range", "2")]), t)).error, Some(Error::GroupMaxSizeReached));
@@ -256,12 +258,14 @@ fn store_records_round_trip() {
         leader: Some("m1".into()),
         members: vec![store::MemberRecord {
             id: "m1".into(),
-            instance_id: Some("i".into()),
-            client_id: "c".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"\x00\x01"))],
+            profile: MemberProfile {
+                instance_id: Some("i".into()),
+                client_id: "c".into(),
+                protocols: vec![("range".into(), Bytes::from_static(b"\x00\x01"))],
+                session_timeout: Duration::from_secs(6),
+                ..Default::default()
+            },
             assignment: Bytes::from_static(b"\x09"),
-            session_timeout: Duration::from_secs(6),
-            ..Default::default()
         }],
     };
     let e = store::Entry::Group { group: "g".into(), value: Some(rec) };
@@ -310,7 +314,7 @@ async fn ticker_expires_sessions() {
     let l = Limits { min_session_timeout: Duration::from_millis(1), ..limits(0) };
     let gc = GroupCoordinator::open(None, l, 4096).unwrap();
     let mut r = JoinRequest { require_known_member_id: false, ..req("", None, &[("range", "m")]) };
-    r.session_timeout = Duration::from_millis(300);
+    r.profile.session_timeout = Duration::from_millis(300);
     let r = match gc.join("g", r) {
         Reply::Wait(rx) => rx.await.unwrap(),
         Reply::Now(r) => r,

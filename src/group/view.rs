@@ -66,9 +66,9 @@ impl GroupCoordinator {
             .members()
             .map(|m| MemberDescription {
                 member_id: m.id.clone(),
-                instance_id: m.instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
+                instance_id: m.profile.instance_id.clone(),
+                client_id: m.profile.client_id.clone(),
+                client_host: m.profile.client_host.clone(),
                 metadata: if stable { m.metadata_for(g.protocol_name.as_deref()) } else { Bytes::new() },
                 assignment: if stable { m.assignment.clone() } else { Bytes::new() },
             })
