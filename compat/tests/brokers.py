@@ -331,3 +331,17 @@ def make_broker(kind: str, work_dir: Path, **kw) -> Broker:
     if kind == "kafka":
         return KafkaBroker(work_dir, **kw)
     raise BrokerError(f"unknown broker kind {kind!r} (expected 'sluice' or 'kafka')")
+
+
+def private_broker(tmp_path_factory, label: str, overrides: dict[str, str]):
+    """Generator for a module fixture: a broker of its own (kind from COMPAT_BROKER)
+    with ``overrides``, for tests that need background tasks to run within seconds.
+    Kafka also gets ``log.initial.task.delay.ms=0``: its first retention and cleaner
+    passes otherwise wait 30 s after start."""
+    kind = os.environ.get("COMPAT_BROKER", "sluice")
+    if kind == "kafka":
+        overrides = {"log.initial.task.delay.ms": "0", **overrides}
+    b = make_broker(kind, tmp_path_factory.mktemp(f"{kind}-{label}"), overrides=overrides)
+    b.start()
+    yield b
+    b.stop()

@@ -10,7 +10,6 @@ COMPAT_BROKER=kafka the same tests run against Apache Kafka (which also needs
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
@@ -25,15 +24,8 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def fast_broker(tmp_path_factory):
-    kind = os.environ.get("COMPAT_BROKER", "sluice")
-    overrides = {"log.retention.check.interval.ms": "300"}
-    if kind == "kafka":
-        overrides["log.initial.task.delay.ms"] = "0"
-    b = brokers.make_broker(kind, tmp_path_factory.mktemp(f"{kind}-retention"),
-                            overrides=overrides)
-    b.start()
-    yield b
-    b.stop()
+    yield from brokers.private_broker(tmp_path_factory, "retention",
+                                      {"log.retention.check.interval.ms": "300"})
 
 
 def produce(bootstrap: str, topic: str, start: int, count: int, value_bytes: int = 0) -> None:
