@@ -79,7 +79,10 @@ impl MappedEntries {
     }
 
     fn resize(&mut self, max_entries: usize) -> io::Result<()> {
-        self.mmap.flush()?;
+        // No msync first: the mapping is shared, so its writes are already the page
+        // cache's, which set_len keeps up to the new length and the new map shares.
+        // Durability is `sync`'s (or the manager's syncfs) business; an msync here cost
+        // one synchronous write per index file at every roll and at shutdown.
         self.file.set_len((max_entries * self.entry_bytes) as u64)?;
         self.mmap = map(&self.file)?;
         self.max_entries = max_entries;

@@ -16,6 +16,7 @@
 //! lock is released: reads copy bytes out under the lock, so none can still need them.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak, mpsc};
@@ -25,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::retention::RetentionOutcome;
+use super::checkpoint::sync_filesystem;
 use super::segment::remove_deleted_files;
 use super::{AppendInfo, Error, LogConfig, PartitionLog, ReadResult, Result};
 
@@ -152,6 +154,8 @@ impl Partition {
 
 pub struct LogManager {
     dir: PathBuf,
+    /// The log dir, open for `syncfs` (batched flushes and shutdown).
+    dir_handle: Arc<File>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     flush_tx: Mutex<Option<mpsc::Sender<Arc<Partition>>>>,
     flushers: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -167,8 +171,10 @@ impl LogManager {
         std::fs::create_dir_all(dir)?;
         let (tx, rx) = mpsc::channel::<Arc<Partition>>();
         let (progress, _) = watch::channel(0u64);
+        let dir_handle = Arc::new(File::open(dir)?);
         let mgr = Arc::new(LogManager {
             dir: dir.to_path_buf(),
+            dir_handle: dir_handle.clone(),
             partitions: RwLock::new(HashMap::new()),
             flush_tx: Mutex::new(Some(tx)),
             flushers: Mutex::new(Vec::new()),
@@ -178,10 +184,10 @@ impl LogManager {
         });
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..FLUSHER_THREADS {
-            let (rx, progress) = (rx.clone(), mgr.progress.clone());
+            let (rx, progress, fs) = (rx.clone(), mgr.progress.clone(), dir_handle.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("sluice-flusher-{i}"))
-                .spawn(move || flusher_loop(&rx, &progress))?;
+                .spawn(move || flusher_loop(&rx, &progress, &fs))?;
             mgr.flushers.lock().push(handle);
         }
         Ok(mgr)
@@ -322,14 +328,29 @@ impl LogManager {
         for h in self.flushers.lock().drain(..) {
             let _ = h.join();
         }
+        // Two syncfs calls for all logs instead of several fsyncs per log: seal and
+        // snapshot everything, make it durable, and only then write the clean
+        // checkpoints (and make those durable).
         let parts: Vec<_> = self.partitions.read().values().cloned().collect();
         let mut first_err = None;
+        let mut note = |p: &Partition, e: Error| {
+            tracing::error!(partition = %p.tp.dir_name(), error = %e, "closing log");
+            first_err.get_or_insert(e);
+        };
+        let mut prepared = Vec::with_capacity(parts.len());
         for p in parts {
-            if let Err(e) = p.with_log(|log| log.close()) {
-                tracing::error!(partition = %p.tp.dir_name(), error = %e, "closing log");
-                first_err.get_or_insert(e);
+            match p.with_log(|log| log.prepare_close()) {
+                Ok(()) => prepared.push(p),
+                Err(e) => note(&p, e),
             }
         }
+        sync_filesystem(&self.dir_handle)?;
+        for p in &prepared {
+            if let Err(e) = p.with_log(|log| log.finish_close()) {
+                note(p, e);
+            }
+        }
+        sync_filesystem(&self.dir_handle)?;
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -350,13 +371,37 @@ fn retention_loop(mgr: Weak<LogManager>, stop: mpsc::Receiver<()>, interval: Dur
 /// completes them faster together than one after another.
 const FLUSHER_THREADS: usize = 4;
 
-/// Take one queued partition at a time and make everything written to it durable.
-fn flusher_loop(rx: &std::sync::Mutex<mpsc::Receiver<Arc<Partition>>>, progress: &watch::Sender<u64>) {
+/// With this many partitions waiting, one `syncfs` replaces their fsyncs: with many
+/// partitions (1,000 in the benchmark) a journal commit per file is what limits.
+const SYNCFS_MIN_PARTITIONS: usize = 8;
+/// At most this many partitions taken from the queue for one flush.
+const FLUSH_BATCH_MAX: usize = 4096;
+
+/// Take what is queued and make everything written to it durable: one partition by
+/// fsyncs while the queue is short, many at once by `syncfs` when it is long.
+fn flusher_loop(
+    rx: &std::sync::Mutex<mpsc::Receiver<Arc<Partition>>>,
+    progress: &watch::Sender<u64>,
+    fs: &File,
+) {
     loop {
-        // Hold the receiver only while waiting: the fsync runs with it released.
-        let next = rx.lock().map(|rx| rx.recv());
-        let Ok(Ok(p)) = next else { return };
-        flush_one(&p);
+        // Hold the receiver only while taking work: the syncs run with it released.
+        let batch = {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < FLUSH_BATCH_MAX
+                && let Ok(p) = rx.try_recv()
+            {
+                batch.push(p);
+            }
+            batch
+        };
+        if batch.len() >= SYNCFS_MIN_PARTITIONS {
+            flush_many(&batch, fs);
+        } else {
+            batch.iter().for_each(|p| flush_one(p));
+        }
         progress.send_modify(|g| *g = g.wrapping_add(1));
     }
 }
@@ -368,27 +413,46 @@ fn flush_one(p: &Partition) {
         return; // deleted meanwhile
     };
     match files.iter().try_for_each(|f| f.sync_data()) {
-        Ok(()) => {
-            let _ = p.with_log(|log| {
-                log.mark_synced(upto);
-                Ok(())
-            });
-            // Two flushers may sync one partition at once (it was re-queued during
-            // the first fsync); whichever finishes last must not move anything back.
-            p.high_watermark.fetch_max(upto, Ordering::AcqRel);
-            p.durable.send_modify(|d| {
-                if let Durable::UpTo(prev) = d {
-                    *prev = (*prev).max(upto);
-                }
-            });
-        }
-        Err(e) => {
-            // An fsync error leaves the page cache state unknown (fsyncgate):
-            // never report those bytes as durable.
-            tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
-            p.durable.send_replace(Durable::Failed);
+        Ok(()) => publish_durable(p, upto),
+        Err(e) => fail_durability(p, &e),
+    }
+}
+
+fn flush_many(batch: &[Arc<Partition>], fs: &File) {
+    let mut marks = Vec::with_capacity(batch.len());
+    for p in batch {
+        p.flush_queued.store(false, Ordering::Release);
+        // The log end before the syncfs: everything below it is covered.
+        if let Ok(upto) = p.with_log(|log| Ok(log.log_end_offset())) {
+            marks.push((p, upto));
         }
     }
+    match sync_filesystem(fs) {
+        Ok(()) => marks.into_iter().for_each(|(p, upto)| publish_durable(p, upto)),
+        Err(e) => marks.into_iter().for_each(|(p, _)| fail_durability(p, &e)),
+    }
+}
+
+fn publish_durable(p: &Partition, upto: i64) {
+    let _ = p.with_log(|log| {
+        log.mark_synced(upto);
+        Ok(())
+    });
+    // Two flushers may sync one partition at once (it was re-queued during the first
+    // sync); whichever finishes last must not move anything back.
+    p.high_watermark.fetch_max(upto, Ordering::AcqRel);
+    p.durable.send_modify(|d| {
+        if let Durable::UpTo(prev) = d {
+            *prev = (*prev).max(upto);
+        }
+    });
+}
+
+fn fail_durability(p: &Partition, e: &std::io::Error) {
+    // An fsync error leaves the page cache state unknown (fsyncgate): never report
+    // those bytes as durable.
+    tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
+    p.durable.send_replace(Durable::Failed);
 }
 
 fn deleted() -> Error {

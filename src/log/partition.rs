@@ -42,6 +42,10 @@ pub struct PartitionLog {
     pub(super) unsynced: BTreeMap<i64, i64>,
     /// Base offset of the newest segment whose directory entry may not be durable.
     pub(super) dir_unsynced_from: Option<i64>,
+    /// Set to the log end when open created the partition directory without fsyncing
+    /// its parent (creating 1,000 partitions must not cost thousands of fsyncs): the
+    /// parent is synced with the first data past that offset, before it is acknowledged.
+    pub(super) parent_unsynced_from: Option<i64>,
     pub(super) marks_since_checkpoint: u32,
     /// Set by `close`: the active indexes are trimmed and appends are refused.
     pub(super) closed: bool,
@@ -439,8 +443,18 @@ impl PartitionLog {
                 Err(e) => return self.no_sync_progress(e),
             }
         }
-        if self.dir_unsynced_from.is_some() {
-            match File::open(&self.dir) {
+        // A directory entry matters once a record in its segment is to be acknowledged;
+        // an empty segment lost in a crash is simply created again.
+        let has_data_past = |from: Option<i64>| from.is_some_and(|o| self.log_end_offset > o);
+        let mut dirs = Vec::new();
+        if has_data_past(self.dir_unsynced_from) {
+            dirs.push(self.dir.as_path());
+        }
+        if has_data_past(self.parent_unsynced_from) {
+            dirs.extend(self.dir.parent());
+        }
+        for dir in dirs {
+            match File::open(dir) {
                 Ok(f) => files.push(f),
                 Err(e) => return self.no_sync_progress(e),
             }
@@ -465,11 +479,18 @@ impl PartitionLog {
         if self.dir_unsynced_from.is_some_and(|base| upto > base) {
             self.dir_unsynced_from = None;
         }
+        if self.parent_unsynced_from.is_some_and(|from| upto > from) {
+            self.parent_unsynced_from = None;
+        }
         self.marks_since_checkpoint += 1;
-        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT
-            && let Err(e) = self.checkpoint()
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "log checkpoint failed");
+        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT {
+            self.marks_since_checkpoint = 0;
+            // Unsynced is enough: it only claims data already durable, and a lost one
+            // leaves the previous (older, never clean: open replaced that durably).
+            let c = Checkpoint::new(false, self.recovery_point, self.log_start_offset);
+            if let Err(e) = c.write_unsynced(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "log checkpoint failed");
+            }
         }
     }
 
@@ -480,32 +501,62 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Clean shutdown: fsyncs everything, seals the active segment's indexes, snapshots
-    /// the producer state and writes a clean checkpoint so the next open skips recovery.
-    /// Appends are refused afterwards; reads still work.
+    /// Clean shutdown of this log alone: fsyncs everything, seals the active segment's
+    /// indexes, snapshots the producer state and writes a clean checkpoint so the next
+    /// open skips recovery. Appends are refused afterwards; reads still work. The
+    /// manager closes many logs with [`Self::prepare_close`], one `syncfs`, then
+    /// [`Self::finish_close`] instead.
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
+        self.prepare_close()?;
         for base in self.unsynced.keys() {
             if let Some(segment) = self.segments.get(base) {
                 segment.log_file().sync_all()?;
             }
         }
-        self.active_mut().seal()?;
         self.active().sync_all()?;
+        checkpoint::sync_producer_snapshot(&self.dir, self.log_end_offset)?;
         checkpoint::sync_dir(&self.dir)?;
+        if self.parent_unsynced_from.is_some()
+            && let Some(parent) = self.dir.parent()
+        {
+            checkpoint::sync_dir(parent)?;
+        }
+        self.finish_close()?;
+        checkpoint::sync_checkpoint(&self.dir)?;
+        Ok(())
+    }
+
+    /// First half of a clean shutdown: refuses appends from now on, seals the active
+    /// segment's indexes and writes the producer snapshot, all without fsync. The
+    /// caller makes the whole directory durable before [`Self::finish_close`].
+    pub fn prepare_close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(()); // sealed and snapshotted already
+        }
+        self.closed = true;
+        self.active_mut().seal()?;
         checkpoint::write_producer_snapshot(
             &self.dir,
             self.log_end_offset,
             self.producers.entries(),
-            true,
+            false,
         )?;
+        Ok(())
+    }
+
+    /// Second half: everything `prepare_close` left is durable now, so the checkpoint
+    /// may say clean. Written without fsync: the caller syncs it (a lost or torn
+    /// checkpoint only means a recovery scan at the next open).
+    pub fn finish_close(&mut self) -> Result<()> {
+        debug_assert!(self.closed, "finish_close without prepare_close");
         self.unsynced.clear();
         self.dir_unsynced_from = None;
+        self.parent_unsynced_from = None;
         self.recovery_point = self.log_end_offset;
-        Checkpoint::new(true, self.log_end_offset, self.log_start_offset).write(&self.dir)?;
-        self.closed = true;
+        Checkpoint::new(true, self.log_end_offset, self.log_start_offset).write_unsynced(&self.dir)?;
         Ok(())
     }
 

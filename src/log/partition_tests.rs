@@ -624,7 +624,8 @@ fn sync_bookkeeping() {
     assert!(files.is_empty() && upto == 0);
     fill(&mut log, 3);
     let (files, upto) = log.sync_handles();
-    assert_eq!((files.len(), upto), (1, log.log_end_offset()));
+    // The first segment's directory entry was not synced at open: it goes with the data.
+    assert_eq!((files.len(), upto), (2, log.log_end_offset()));
     // An append between taking the handles and marking keeps its segment unsynced.
     fill(&mut log, 1);
     log.mark_synced(upto);
@@ -700,4 +701,45 @@ proptest! {
             prop_assert_eq!(got, want, "offset {} max_bytes {} min_one {} max_offset {}", offset, max_bytes, min_one, max_offset);
         }
     }
+}
+
+/// A new partition directory costs no fsync at creation; the first append's flush
+/// covers the partition directory and its parent (their entries must be durable
+/// before the data is acknowledged), and later flushes only the written segment.
+#[test]
+fn new_log_syncs_its_directories_with_the_first_data() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("t-0");
+    let mut log = open(&dir);
+    let (files, upto) = log.sync_handles();
+    assert!(files.is_empty(), "nothing to sync before any data");
+    assert_eq!(upto, 0);
+
+    log.append(&mut test_util::plain(3, 1_000), 0).unwrap();
+    let (files, upto) = log.sync_handles();
+    assert_eq!(upto, 3);
+    let kinds: Vec<bool> = files.iter().map(|f| f.metadata().unwrap().is_dir()).collect();
+    assert_eq!(kinds, vec![false, true, true], "segment, partition dir, parent dir");
+    log.mark_synced(upto);
+
+    log.append(&mut test_util::plain(2, 2_000), 0).unwrap();
+    let (files, _) = log.sync_handles();
+    assert_eq!(files.len(), 1, "only the segment once the directories are durable");
+}
+
+/// `prepare_close` + `finish_close` (the manager's two-phase shutdown) leave a clean
+/// checkpoint: the next open trusts the log without a recovery scan.
+#[test]
+fn two_phase_close_reopens_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    log.append(&mut test_util::plain(5, 1_000), 0).unwrap();
+    log.prepare_close().unwrap();
+    assert!(log.append(&mut test_util::plain(1, 2_000), 0).is_err(), "closed to appends");
+    log.finish_close().unwrap();
+    drop(log);
+    let c = super::checkpoint::Checkpoint::read(dir.path()).unwrap().unwrap();
+    assert!(c.clean_shutdown && c.recovery_point == 5);
+    let log = open(dir.path());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 5));
 }

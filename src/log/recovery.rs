@@ -55,12 +55,12 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
 }
 
 pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
-    if !dir.exists() {
+    // A new directory is not fsynced here, nor is its parent: nothing in it needs to
+    // survive a crash until data is acknowledged, and the first flush syncs both
+    // (`parent_unsynced_from`, `dir_unsynced_from`). Lost, it is created again.
+    let created = !dir.exists();
+    if created {
         fs::create_dir_all(dir)?;
-        // Make the new directory's own entry durable too.
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            checkpoint::sync_dir(parent)?;
-        }
     }
     let saved = Checkpoint::read(dir)?;
     let clean = saved.is_some_and(|c| c.clean_shutdown);
@@ -108,10 +108,11 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             .map(Segment::unseal)
             .transpose()?;
     }
+    let mut dir_unsynced_from = None;
     if segments.is_empty() {
         let base = saved.map_or(0, |c| c.log_start_offset.max(0));
         segments.insert(base, Segment::create(dir, base, &config)?);
-        checkpoint::sync_dir(dir)?;
+        dir_unsynced_from = Some(base);
     }
 
     // `segments` is not empty here: a segment was created above if there was none.
@@ -141,11 +142,20 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         recovery_point: log_end_offset,
         producers,
         unsynced: BTreeMap::new(),
-        dir_unsynced_from: None,
+        dir_unsynced_from,
+        parent_unsynced_from: created.then_some(log_end_offset),
         marks_since_checkpoint: 0,
         closed: false,
     };
-    log.checkpoint()?;
+    if created {
+        // No earlier checkpoint can claim a clean shutdown here, so an unsynced one is
+        // safe: lost, the next open just scans the (then empty) log.
+        Checkpoint::new(false, log.recovery_point, log.log_start_offset).write_unsynced(dir)?;
+    } else {
+        // Durable before any append: it replaces a possibly clean checkpoint, which
+        // must not outlive the first write after this open.
+        log.checkpoint()?;
+    }
     tracing::debug!(
         dir = %dir.display(), clean, recovered_segments = recovered.len(),
         log_start_offset, log_end_offset, "opened partition log"

@@ -42,9 +42,13 @@ impl Server {
         let _ = self.shutdown_tx.send(true);
         // Waiting JoinGroup/SyncGroup answers would otherwise hold their connections.
         self.broker.groups.shutdown();
+        let started = std::time::Instant::now();
         let _ = self.task.await;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "connections drained");
         let logs = self.broker.logs.clone();
-        tokio::task::spawn_blocking(move || logs.close()).await.expect("close task does not panic")
+        let closed = tokio::task::spawn_blocking(move || logs.close()).await.expect("close task does not panic");
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs closed");
+        closed
     }
 }
 
