@@ -1,7 +1,9 @@
 //! The coordinator log: group metadata and committed offsets as records in one
 //! internal partition, `__consumer_offsets-0`, a `PartitionLog` like any other but
 //! never in the metadata image (clients do not see it). Replayed on start, keeping
-//! the latest value per key; a null value (tombstone) deletes the key.
+//! the latest value per key; a null value (tombstone) deletes the key. The log is
+//! compacted by the log cleaner like any `cleanup.policy=compact` topic, so replay
+//! expects offset gaps and batches emptied by compaction.
 //!
 //! Record format (ours, not Kafka's; big-endian; `str` = i16 length + UTF-8 with -1
 //! for null; `bytes` = i32 length + bytes):
@@ -19,17 +21,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use super::offsets::Committed;
 use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
 use crate::log::LogConfig;
+use crate::protocol::record_codec::DecodedBatch;
+use crate::protocol::records::BatchIter;
 
 pub const TOPIC: &str = "__consumer_offsets";
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK_BYTES: usize = 1 << 20;
+/// Kafka's `offsets.topic.segment.bytes`: small enough that sealed segments, which
+/// the cleaner compacts, appear long before a 1 GiB segment would fill.
+const SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest decompressed batch replay accepts (batches are written uncompressed).
+const REPLAY_BATCH_LIMIT_BYTES: usize = 256 << 20;
 
 /// A decoded record of the coordinator log.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +76,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
-        let mut config = LogConfig { max_message_bytes: 64 << 20, ..LogConfig::default() };
+        let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
         // Committed offsets must outlive any time or size retention.
         config.retention_ms = crate::log::UNLIMITED;
         config.retention_bytes = crate::log::UNLIMITED;
@@ -129,15 +138,20 @@ impl Store {
             if r.records.is_empty() {
                 break;
             }
-            let mut buf = r.records.clone();
-            let sets = RecordBatchDecoder::decode_all(&mut buf)
-                .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
             let before = offset;
-            for rec in sets.into_iter().flat_map(|s| s.records) {
-                offset = offset.max(rec.offset + 1);
-                match rec.key.as_ref().and_then(|k| decode(k.clone(), rec.value.clone())) {
-                    Some(e) => apply(rec.offset, e),
-                    None => tracing::warn!(offset = rec.offset, "undecodable coordinator record skipped"),
+            for (h, range) in BatchIter::new(&r.records) {
+                // Past the whole batch, even one compaction emptied: offsets have gaps.
+                offset = offset.max(h.next_offset());
+                let batch = DecodedBatch::decode(&r.records[range], REPLAY_BATCH_LIMIT_BYTES)
+                    .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
+                for rec in batch.records() {
+                    let at = rec.offset(h.base_offset);
+                    let key = rec.key.map(Bytes::copy_from_slice);
+                    let value = rec.value.map(Bytes::copy_from_slice);
+                    match key.and_then(|k| decode(k, value)) {
+                        Some(e) => apply(at, e),
+                        None => tracing::warn!(offset = at, "undecodable coordinator record skipped"),
+                    }
                 }
             }
             if offset == before {

@@ -3,21 +3,24 @@
 //! lookups, the sync bookkeeping the manager uses to fsync outside its lock, and clean
 //! shutdown. Opening and crash recovery live in [`super::recovery`].
 //!
-//! Invariants: segments are keyed by base offset, contiguous (each starts at the
+//! Invariants: segments are keyed by base offset, ordered (each starts at or after the
 //! previous one's `next_offset`), and only the last (active) one is written;
-//! `log_start_offset <= log_end_offset == active.next_offset()`; offsets are dense.
+//! `log_start_offset <= log_end_offset == active.next_offset()`. Appends assign dense
+//! offsets, but the cleaner ([`super::cleaner`]) drops whole batches from sealed
+//! segments, so offsets below the active segment may have gaps: a read at an offset in
+//! a gap returns the next batch, as Kafka does. The log end offset never moves back.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::checkpoint::{self, Checkpoint};
 use super::producer_state::{Check, ProducerStateManager};
 use super::segment::Segment;
 use super::{AppendInfo, Error, LogConfig, ReadResult, Result};
+use crate::protocol::record_codec::DecodedBatch;
 use crate::protocol::records::{self, BatchHeader, BatchIter};
 
 /// `mark_synced` calls between two lazy checkpoint writes.
@@ -45,6 +48,10 @@ pub struct PartitionLog {
     pub(super) marks_since_checkpoint: u32,
     /// Set by `close`: the active indexes are trimmed and appends are refused.
     pub(super) closed: bool,
+    /// Offsets below this were compacted by the cleaner (persisted in the checkpoint).
+    pub(super) clean_offset: i64,
+    /// Earliest pending delete horizon of a cleaned batch of tombstones, if any.
+    pub(super) delete_horizon_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -276,8 +283,10 @@ impl PartitionLog {
         if offset == self.log_end_offset {
             return Ok(Bytes::new());
         }
-        let segment = self.segment_for(offset)?;
-        let (first, position_bytes) = self.locate_in(segment, offset)?;
+        let Some((segment, first, position_bytes)) = self.locate_from(offset)? else {
+            // Only a compaction gap up to the log end lies ahead.
+            return Ok(Bytes::new());
+        };
         if first.base_offset >= max_offset {
             return Ok(Bytes::new());
         }
@@ -302,23 +311,22 @@ impl PartitionLog {
         Ok(chunk.slice(..end_bytes))
     }
 
-    /// The segment whose offsets include `offset` (which must be in [start, end)).
-    fn segment_for(&self, offset: i64) -> Result<&Segment> {
-        self.segments
+    /// The first batch whose last offset is >= `offset` (which must be >= the first
+    /// segment's base): the batch holding it, or, when it fell into a compaction gap,
+    /// the next batch, possibly in a later segment. `None` if no batch lies ahead.
+    pub(super) fn locate_from(&self, offset: i64) -> Result<Option<(&Segment, BatchHeader, u64)>> {
+        let first_base = self
+            .segments
             .range(..=offset)
             .next_back()
-            .map(|(_, s)| s)
-            .ok_or_else(|| self.out_of_range(offset))
-    }
-
-    fn locate_in(&self, segment: &Segment, offset: i64) -> Result<(BatchHeader, u64)> {
-        segment.locate(offset)?.ok_or_else(|| Error::Corrupt {
-            path: segment.log_path().to_path_buf(),
-            reason: format!(
-                "offset {offset} below the log end {} is not in its segment",
-                self.log_end_offset
-            ),
-        })
+            .map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let from = offset.max(segment.base_offset());
+            if let Some((h, at)) = segment.locate(from)? {
+                return Ok(Some((segment, h, at)));
+            }
+        }
+        Ok(None)
     }
 
     /// ListOffsets by timestamp: the earliest offset (>= log start) whose record
@@ -403,25 +411,15 @@ impl PartitionLog {
         h: &BatchHeader,
         position_bytes: u64,
     ) -> Result<Vec<(i64, i64)>> {
-        let mut bytes = segment.read_bytes(position_bytes, h.total_bytes())?;
-        let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| Error::Corrupt {
+        let bytes = segment.read_bytes(position_bytes, h.total_bytes())?;
+        let limit_bytes = super::cleaner::decompressed_limit_bytes(&self.config);
+        let batch = DecodedBatch::decode(&bytes, limit_bytes).map_err(|e| Error::Corrupt {
             path: segment.log_path().to_path_buf(),
             reason: format!("batch at offset {} does not decode: {e}", h.base_offset),
         })?;
-        let log_append_time = h.is_log_append_time();
-        Ok(set
-            .records
-            .iter()
-            .map(|r| {
-                (
-                    r.offset,
-                    if log_append_time {
-                        h.max_timestamp
-                    } else {
-                        r.timestamp
-                    },
-                )
-            })
+        Ok(batch
+            .records()
+            .map(|r| (r.offset(h.base_offset), batch.timestamp_of(&r)))
             .collect())
     }
 
@@ -476,7 +474,9 @@ impl PartitionLog {
     /// Writes the checkpoint (recovery point, log start; not clean) now.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.marks_since_checkpoint = 0;
-        Checkpoint::new(false, self.recovery_point, self.log_start_offset).write(&self.dir)?;
+        Checkpoint::new(false, self.recovery_point, self.log_start_offset)
+            .with_cleaner(self.clean_offset, self.delete_horizon_ms)
+            .write(&self.dir)?;
         Ok(())
     }
 
@@ -504,7 +504,9 @@ impl PartitionLog {
         self.unsynced.clear();
         self.dir_unsynced_from = None;
         self.recovery_point = self.log_end_offset;
-        Checkpoint::new(true, self.log_end_offset, self.log_start_offset).write(&self.dir)?;
+        Checkpoint::new(true, self.log_end_offset, self.log_start_offset)
+            .with_cleaner(self.clean_offset, self.delete_horizon_ms)
+            .write(&self.dir)?;
         self.closed = true;
         Ok(())
     }
