@@ -320,3 +320,48 @@ fn decode_group(mut v: Rd) -> Option<GroupRecord> {
     }
     Some(g)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(group: &str, offset: i64) -> Entry {
+        Entry::Offset {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(Committed { offset, leader_epoch: 0, metadata: String::new(), commit_timestamp_ms: 1 }),
+        }
+    }
+
+    #[test]
+    fn replay_after_compaction_sees_the_latest_entries_across_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogManager::new(dir.path()).unwrap();
+        let store = Store::open(&logs).unwrap();
+        for i in 0..50 {
+            store.append(&[commit("g1", i), commit("g2", 100 + i)]).unwrap();
+        }
+        store.append(&[Entry::Offset { group: "g2".into(), topic: "t".into(), partition: 0, value: None }]).unwrap();
+        store.append(&[commit("g1", 999)]).unwrap();
+        let end = store.partition.log_end_offset();
+        while store.partition.high_watermark() < end {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let now = crate::log::system_time_ms();
+        let stats = store
+            .partition
+            .with_log(|log| {
+                log.roll()?;
+                log.clean_at(now, end, &crate::log::CleanerOptions::default())
+            })
+            .unwrap();
+        assert!(stats.is_some_and(|s| s.records_dropped >= 99), "compacted");
+        let mut seen = Vec::new();
+        store.replay(|offset, e| seen.push((offset, e))).unwrap();
+        // g1's latest commit and g2's tombstone (kept until delete.retention.ms passes).
+        assert_eq!(seen.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![100, 101]);
+        assert_eq!(seen[1].1, commit("g1", 999));
+        logs.close().unwrap();
+    }
+}

@@ -201,7 +201,13 @@ impl PartitionLog {
             return Ok(None);
         };
         let mut first_uncleanable = high_watermark.min(self.recovery_point).min(active_base);
-        let first_dirty = self.clean_offset.max(self.log_start_offset);
+        // A clean offset past the log end (a tail lost after it was written) is stale:
+        // start over from the log start, as Kafka does.
+        let first_dirty = if self.clean_offset > self.log_end_offset {
+            self.log_start_offset
+        } else {
+            self.clean_offset.max(self.log_start_offset)
+        };
         let lag_ms = self.config.min_compaction_lag_ms;
         if lag_ms > 0 {
             for s in self.segments.range(..active_base).map(|(_, s)| s) {
@@ -232,7 +238,8 @@ impl PartitionLog {
         let overdue = self.dirty_overdue(first_dirty, end, now_ms);
         let horizon_due = self.delete_horizon_ms.is_some_and(|h| now_ms >= h);
         let dirty = first_dirty < end && dirty_bytes > 0;
-        if !(dirty && (ratio >= self.config.min_cleanable_dirty_ratio || overdue) || horizon_due) {
+        // Kafka's rule: strictly above the ratio, or overdue with something to clean.
+        if !(dirty && (ratio > self.config.min_cleanable_dirty_ratio || overdue) || horizon_due) {
             return Ok(None);
         }
         let producer_last_offsets = self
@@ -250,14 +257,17 @@ impl PartitionLog {
         }))
     }
 
-    /// `max.compaction.lag.ms`: the first dirty segment's first batch is too old.
+    /// `max.compaction.lag.ms`: the earliest first-batch timestamp of the dirty sealed
+    /// segments is older than the lag.
     fn dirty_overdue(&self, first_dirty: i64, end: i64, now_ms: i64) -> bool {
-        let max_lag_ms = self.config.max_compaction_lag_ms;
+        let max_lag_ms = self.config.max_compaction_lag_ms.max(0);
         self.segments
             .values()
-            .find(|s| s.next_offset() > first_dirty && s.base_offset() < end)
+            .filter(|s| s.next_offset() > first_dirty && s.base_offset() < end)
             .map(|s| s.first_batch_timestamp())
-            .is_some_and(|ts| ts > records::NO_TIMESTAMP && now_ms.saturating_sub(ts) > max_lag_ms)
+            .filter(|&ts| ts > 0)
+            .min()
+            .is_some_and(|ts| ts < now_ms.saturating_sub(max_lag_ms))
     }
 
     /// Swaps the staged groups in and checkpoints the clean offset. A group whose
@@ -277,7 +287,15 @@ impl PartitionLog {
                 complete = false;
                 continue;
             }
-            self.swap_in(g, &staging, crash, &mut outcome.renamed_files)?;
+            if let Err(e) = self.swap_in(g, &staging, crash, &mut outcome.renamed_files) {
+                if crash.is_none() {
+                    // The segment map may now disagree with the files: rebuild the log
+                    // from disk, which finishes or discards the swap as recovery does.
+                    tracing::error!(dir = %self.dir.display(), error = %e, "cleaner swap failed; reloading the log");
+                    self.reload()?;
+                }
+                return Err(e);
+            }
         }
         if crash == Some(CrashPoint::BeforeCheckpoint) {
             return Err(Error::CleanerAborted);
@@ -290,6 +308,20 @@ impl PartitionLog {
             self.checkpoint()?;
         }
         Ok(outcome)
+    }
+
+    /// Replaces this log by a fresh open of its directory (recovery included), then
+    /// makes sure everything it had written is durable, since open trusts the files.
+    pub(super) fn reload(&mut self) -> Result<()> {
+        for s in self.segments.values() {
+            s.log_file().sync_all()?;
+        }
+        let config = self.config;
+        let closed = self.closed;
+        let fresh = super::recovery::open(&self.dir, config)?;
+        *self = fresh;
+        self.closed = closed;
+        Ok(())
     }
 
     fn sources_unchanged(&self, g: &CleanedGroup) -> bool {
@@ -375,6 +407,7 @@ impl CleanPlan {
         let ctx = FilterContext {
             map: &map,
             map_end,
+            round_end: self.sources.last().map_or(map_end, |s| s.bound),
             now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
             producer_last_offsets: &self.producer_last_offsets,
@@ -495,6 +528,11 @@ impl CleanPlan {
         flush(&mut out, &mut pending, &mut headers, io)?;
         out.seal()?;
         out.sync_all()?;
+        // Keep the newest source's modification time, as Kafka does: time retention
+        // judges a segment without timestamps (one compacted empty) by it.
+        if let Some(modified) = group.iter().filter_map(|s| s.file.metadata().and_then(|m| m.modified()).ok()).max() {
+            out.log_file().set_modified(modified)?;
+        }
         io.stats.segments_in += group.len();
         io.stats.segments_out += 1;
         Ok(CleanedGroup { base, end, sources: group.iter().map(|s| (s.base, s.size_bytes)).collect() })

@@ -15,7 +15,7 @@ use super::cleaner::{CleanerOptions, CrashPoint};
 use super::manager::{LogManager, TopicPartition};
 use super::{LogConfig, PartitionLog};
 use crate::protocol::record_codec::DecodedBatch;
-use crate::protocol::records::BatchIter;
+use crate::protocol::records::{self, BatchIter};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -140,7 +140,13 @@ fn keeps_the_latest_value_per_key_at_its_original_offset() {
     append(&mut log, &[kv("a", Some("2"))], Compression::Gzip, t);
     append(&mut log, &[kv("c", Some("1")), kv("b", Some("2")), kv("a", Some("3"))], Compression::Snappy, t);
     append(&mut log, &[kv("c", Some("2"))], Compression::Lz4, t);
-    append(&mut log, &[(None, Some("keyless".into()))], Compression::Zstd, t);
+    // A compacted log refuses keyless records (Kafka's INVALID_RECORD)...
+    let mut keyless = batch_of(&[(None, Some("keyless".into()))], Compression::Zstd, t, None);
+    assert!(matches!(log.append_at(&mut keyless.clone(), 0, t), Err(super::Error::Records(records::RecordsError::InvalidRecord { .. }))));
+    // ...but one written before the policy changed is dropped by the cleaner.
+    log.set_config(LogConfig { cleanup_compact: false, ..config() });
+    log.append_at(&mut keyless, 0, t).unwrap();
+    log.set_config(config());
     let before = consume(&log);
     seal(&mut log);
     assert!(clean(&mut log, t));
@@ -151,8 +157,9 @@ fn keeps_the_latest_value_per_key_at_its_original_offset() {
     // Timestamps are kept.
     assert!(after.iter().all(|r| before.contains(r)));
     assert_eq!(log.log_end_offset(), 8, "the log end never moves back");
-    // Reads in a gap return the next batch; the batch holding offset 5 keeps its range.
-    for (at, first_base) in [(0, 3), (1, 3), (2, 3), (3, 3), (5, 3), (6, 6), (7, 8)] {
+    // Reads in a gap return the next batch; the batch holding offset 5 keeps its range;
+    // the emptied keyless batch stays as the last batch of the cleaned range.
+    for (at, first_base) in [(0, 3), (1, 3), (2, 3), (3, 3), (5, 3), (6, 6), (7, 7)] {
         let r = log.read(at, 1 << 20, i64::MAX, true).unwrap();
         let first = BatchIter::new(&r.records).next().map(|(h, _)| h.base_offset);
         assert_eq!(first.unwrap_or(8), first_base, "read at {at}");
@@ -362,6 +369,25 @@ fn a_crash_at_any_step_of_the_swap_leaves_a_valid_log() {
         assert_eq!(consume(&log).len(), 3, "{point:?}");
         append(&mut log, &[kv("k9", Some("x"))], Compression::None, 1_000_000);
     }
+}
+
+#[test]
+fn a_failed_swap_reloads_the_log_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    for i in 0..30 {
+        append(&mut log, &[kv(&format!("k{}", i % 3), Some("v"))], Compression::Gzip, 1_000);
+    }
+    seal(&mut log);
+    let before = latest_per_key(&consume(&log));
+    let plan = log.plan_clean(1_000, log.log_end_offset()).unwrap().unwrap();
+    let out = plan.execute(&CleanerOptions::default(), 1_000, &|| false).unwrap();
+    assert!(log.commit_clean(out, Some(CrashPoint::AfterSourcesRenamed)).is_err());
+    // The in-memory segment map lost the renamed sources: reload repairs it in place.
+    log.reload().unwrap();
+    assert_eq!(latest_per_key(&consume(&log)), before);
+    append(&mut log, &[kv("k0", Some("w"))], Compression::None, 1_000);
+    assert_eq!(log.log_end_offset(), 31);
 }
 
 #[test]

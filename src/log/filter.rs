@@ -14,7 +14,8 @@
 //! A batch keeps its base offset, producer id/epoch, base sequence, codec and
 //! `lastOffsetDelta` (so the producer's last sequence survives); a batch left empty
 //! is dropped, unless it is its producer's last data batch, which stays as an empty
-//! header so idempotent sequence state survives a restart. Control batches and
+//! header so idempotent sequence state survives a restart, or the last batch of the
+//! cleaned range, which stays so the range's last offset is not lost (both as Kafka). Control batches and
 //! transactional batches are kept as they are: sluice does not serve transactions
 //! yet, so none could be proven aborted or safely decided.
 
@@ -28,6 +29,8 @@ pub struct FilterContext<'a> {
     pub map: &'a OffsetMap,
     /// Records at or past this offset were not mapped: they are kept.
     pub map_end: i64,
+    /// End of the cleanable range: the batch ending there is kept, emptied if need be.
+    pub round_end: i64,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub producer_last_offsets: &'a HashMap<i64, i64>,
@@ -80,7 +83,7 @@ fn filter(h: &BatchHeader, bytes: &[u8], ctx: &FilterContext<'_>) -> Result<Deci
     let last_of_producer =
         h.has_producer_id() && ctx.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
     if kept.is_empty() {
-        if !last_of_producer {
+        if !last_of_producer && h.next_offset() != ctx.round_end {
             return Ok(Decision::Drop { records: dropped });
         }
         if total == 0 {

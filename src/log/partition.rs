@@ -140,6 +140,9 @@ impl PartitionLog {
             return Err(Error::Io(std::io::Error::other("partition log is closed")));
         }
         let headers = records::validate_batches(records, self.config.max_message_bytes)?;
+        if self.config.cleanup_compact {
+            self.check_keys(records, &headers)?;
+        }
         let mut pending = self.producers.pending();
         let mut next_offset = self.log_end_offset;
         for h in &headers {
@@ -199,6 +202,30 @@ impl PartitionLog {
                 records::NO_TIMESTAMP
             },
         })
+    }
+
+    /// Kafka's rule for compacted logs: every record needs a key (the cleaner would
+    /// drop a keyless one). Decompresses each data batch once; control batches pass.
+    fn check_keys(&self, records: &[u8], headers: &[BatchHeader]) -> Result<()> {
+        let limit_bytes = super::cleaner::decompressed_limit_bytes(&self.config);
+        let mut position_bytes = 0;
+        for h in headers {
+            let batch = &records[position_bytes..position_bytes + h.total_bytes()];
+            position_bytes += h.total_bytes();
+            if h.is_control() {
+                continue;
+            }
+            if DecodedBatch::decode(batch, limit_bytes)?.records().any(|r| r.key.is_none()) {
+                return Err(records::RecordsError::InvalidRecord {
+                    reason: format!(
+                        "Compacted topic cannot accept message without key in {}",
+                        self.dir.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Rolls before an append of `request_bytes` ending at `last_offset` if the active
