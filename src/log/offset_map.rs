@@ -39,6 +39,7 @@ impl OffsetMap {
         (u128::from(a) << 64) | u128::from(b)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.latest.len()
     }
@@ -60,6 +61,7 @@ impl OffsetMap {
         self.latest.get(&self.hash(key)).copied()
     }
 
+    #[cfg(test)]
     pub fn latest_offset(&self) -> i64 {
         self.latest_offset
     }
