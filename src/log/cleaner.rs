@@ -7,8 +7,8 @@
 //!    cleanable bytes >= `min.cleanable.dirty.ratio`, when the first dirty segment is
 //!    older than `max.compaction.lag.ms`, or when a delete horizon it stamped earlier
 //!    has passed (tombstones are due to go).
-//! 2. **Execute** (no lock; sealed segments are immutable, read through duplicated
-//!    handles): build the key → latest offset map over the dirty range, bounded by the
+//! 2. **Execute** (no lock; sealed segments are immutable, opened one at a time by
+//!    name; only this pass may create a file under an existing base offset): build the key → latest offset map over the dirty range, bounded by the
 //!    dedupe buffer (when it fills, clean only up to where it reached); then rewrite
 //!    every cleanable segment, grouped as Kafka groups them, into a staging directory,
 //!    dropping records superseded by a later offset of their key (see [`filter`]).
@@ -90,13 +90,13 @@ pub struct CleanStats {
     pub clean_offset: i64,
 }
 
-/// A sealed segment to clean, read through its own handle.
+/// A sealed segment to clean; its file is opened only while it is read, so a pass
+/// over thousands of segments holds one extra descriptor, not thousands.
 struct Source {
     base: i64,
     /// Base offset of the next segment: the end of this one's offset range.
     bound: i64,
     size_bytes: u64,
-    file: File,
 }
 
 /// Everything a pass needs, taken under the log's lock.
@@ -227,8 +227,7 @@ impl PartitionLog {
             if bound <= self.log_start_offset {
                 continue; // wholly below the log start: retention deletes it
             }
-            let s = &self.segments[&base];
-            sources.push(Source { base, bound, size_bytes: s.size_bytes(), file: s.log_file().try_clone()? });
+            sources.push(Source { base, bound, size_bytes: self.segments[&base].size_bytes() });
         }
         let Some(last) = sources.last() else { return Ok(None) };
         let end = last.bound;
@@ -443,7 +442,9 @@ impl CleanPlan {
                         return Ok(true);
                     }
                 };
-                if !map.has_room_for(batch.records().count()) {
+                // A batch goes in whole; the first one always does, so a pass makes
+                // progress even when one batch has more keys than the map should hold.
+                if !map.is_empty() && !map.has_room_for(batch.records().count()) {
                     map_end = h.base_offset.max(self.first_dirty);
                     return Ok(false);
                 }
@@ -458,9 +459,6 @@ impl CleanPlan {
             if !full {
                 break;
             }
-        }
-        if map_end <= self.first_dirty && self.first_dirty < end {
-            tracing::warn!(dir = %self.dir.display(), "log.cleaner.dedupe.buffer.size cannot hold one batch; cleaning only tombstone horizons");
         }
         Ok(map_end)
     }
@@ -530,7 +528,8 @@ impl CleanPlan {
         out.sync_all()?;
         // Keep the newest source's modification time, as Kafka does: time retention
         // judges a segment without timestamps (one compacted empty) by it.
-        if let Some(modified) = group.iter().filter_map(|s| s.file.metadata().and_then(|m| m.modified()).ok()).max() {
+        let mtime = |s: &Source| fs::metadata(segment::log_path(&self.dir, s.base)).and_then(|m| m.modified()).ok();
+        if let Some(modified) = group.iter().filter_map(mtime).max() {
             out.log_file().set_modified(modified)?;
         }
         io.stats.segments_in += group.len();
@@ -585,8 +584,15 @@ impl Io<'_> {
 /// Calls `f` with every batch of `src` (header, whole verified bytes) until it returns
 /// false. Returns false if `f` stopped the walk.
 fn for_each_batch(src: &Source, dir: &Path, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<bool>) -> Result<bool> {
-    let corrupt = |reason: String| Error::Corrupt { path: segment::log_path(dir, src.base), reason };
-    let mut reader = ChunkReader::new(&src.file, src.size_bytes, READ_CHUNK_BYTES);
+    let path = segment::log_path(dir, src.base);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        // Retention removed it meanwhile: the commit would find the sources changed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::CleanerAborted),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |reason: String| Error::Corrupt { path: path.clone(), reason };
+    let mut reader = ChunkReader::new(&file, src.size_bytes, READ_CHUNK_BYTES);
     let mut big = Vec::new();
     let mut position_bytes = 0u64;
     loop {
@@ -602,7 +608,7 @@ fn for_each_batch(src: &Source, dir: &Path, mut f: impl FnMut(&BatchHeader, &[u8
         } else {
             // `header_at` checked the batch fits in the file, so this is bounded by it.
             big.resize(total_bytes, 0);
-            src.file.read_exact_at(&mut big, position_bytes)?;
+            file.read_exact_at(&mut big, position_bytes)?;
             &big
         };
         // Never copy or rewrite a batch that is not what was written.

@@ -320,7 +320,8 @@ fn a_small_dedupe_buffer_cleans_in_several_passes() {
     }
     seal(&mut log);
     let expected = latest_per_key(&consume(&log));
-    let small = CleanerOptions { dedupe_buffer_bytes: 24 * 20, load_factor: 1.0, ..CleanerOptions::default() };
+    // 20 slots: 16 buckets, 14 keys per pass.
+    let small = CleanerOptions { dedupe_buffer_bytes: super::offset_map::SLOT_BYTES * 20, load_factor: 1.0, ..CleanerOptions::default() };
     let mut passes = 0;
     while log.clean_at(t, log.log_end_offset(), &small).unwrap().is_some() {
         passes += 1;
@@ -489,7 +490,7 @@ proptest! {
         let before = consume(&log);
         let expected = latest_per_key(&before);
         seal(&mut log);
-        let options = CleanerOptions { dedupe_buffer_bytes: 24 * dedupe_slots, load_factor: 1.0, ..CleanerOptions::default() };
+        let options = CleanerOptions { dedupe_buffer_bytes: super::offset_map::SLOT_BYTES * dedupe_slots, load_factor: 1.0, ..CleanerOptions::default() };
         let hw = log.log_end_offset();
         let mut passes = 0;
         while log.clean_at(t, hw, &options).unwrap().is_some() {

@@ -132,7 +132,10 @@ impl Partition {
         let Some(plan) = self.with_log(|log| log.plan_clean(now_ms, hw))? else {
             return Ok(None);
         };
-        let out = plan.execute(options, now_ms, stop)?;
+        // Also stop once the partition is deleted (checked without waiting for the lock:
+        // appends hold it, and a missed check only means one more batch).
+        let deleted = || self.log.try_lock().is_some_and(|log| log.is_none());
+        let out = plan.execute(options, now_ms, &|| stop() || deleted())?;
         let outcome = self.with_log(|log| log.commit_clean(out, None))?;
         if let Err(e) = remove_deleted_files(&outcome.renamed_files) {
             tracing::warn!(partition = %self.tp.dir_name(), error = %e, "removing cleaned segment files failed");

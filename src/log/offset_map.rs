@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-/// Bytes Kafka budgets per slot: a 16-byte hash and an 8-byte offset.
-pub const SLOT_BYTES: usize = 24;
+/// Bytes per bucket of the hash table: a 16-byte hash, an 8-byte offset and the
+/// table's control byte (Kafka's slot is 24 bytes; the table adds one).
+pub const SLOT_BYTES: usize = 25;
+/// The table stays at most 7/8 full and grows by doubling.
+const TABLE_LOAD: f64 = 7.0 / 8.0;
 
 pub struct OffsetMap {
     hashers: (RandomState, RandomState),
@@ -21,10 +24,12 @@ pub struct OffsetMap {
 }
 
 impl OffsetMap {
-    /// A map that holds at most `buffer_bytes / 24 * load_factor` keys.
+    /// A map whose table never outgrows `buffer_bytes`: the largest power-of-two
+    /// bucket count that fits, filled to its own limit times `load_factor`.
     pub fn new(buffer_bytes: usize, load_factor: f64) -> OffsetMap {
         let slots = buffer_bytes / SLOT_BYTES;
-        let max_entries = ((slots as f64) * load_factor.clamp(0.0, 1.0)) as usize;
+        let buckets = if slots == 0 { 0 } else { 1usize << slots.ilog2() };
+        let max_entries = (buckets as f64 * TABLE_LOAD * load_factor.clamp(0.0, 1.0)) as usize;
         OffsetMap {
             hashers: (RandomState::new(), RandomState::new()),
             latest: HashMap::new(),
@@ -37,6 +42,10 @@ impl OffsetMap {
         let a = self.hashers.0.hash_one(key);
         let b = self.hashers.1.hash_one(key);
         (u128::from(a) << 64) | u128::from(b)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
     }
 
     #[cfg(test)]
@@ -101,8 +110,9 @@ mod tests {
 
     #[test]
     fn map_keeps_latest_and_bounds_entries() {
+        // 10 slots → 8 buckets → 7 entries at the table's load → 3 at 0.5.
         let mut m = OffsetMap::new(SLOT_BYTES * 10, 0.5);
-        assert!(m.has_room_for(5) && !m.has_room_for(6));
+        assert!(m.has_room_for(3) && !m.has_room_for(4));
         m.put(b"a", 1);
         m.put(b"b", 2);
         m.put(b"a", 7);

@@ -542,7 +542,19 @@ impl PartitionLog {
     pub fn delete(self) -> Result<()> {
         let dir = self.dir.clone();
         drop(self); // unmap indexes and close files first
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
+        // A cleaner pass may still be writing its staging files; it stops within a
+        // batch once it sees the log gone, so retry briefly.
+        let mut attempts = 0;
+        loop {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) if attempts < 5 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
