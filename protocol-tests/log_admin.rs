@@ -10,7 +10,7 @@ async fn produce_n(s: &mut TcpStream, topic: &str, partition: i32, n: usize) {
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 }
 
-async fn create_with(s: &mut TcpStream, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+pub(crate) async fn create_with(s: &mut TcpStream, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
     use create_topics_request::{CreatableTopic, CreatableTopicConfig};
     let configs = configs
         .iter()
@@ -31,7 +31,7 @@ fn delete_records_request(topic: &str, offsets: &[(i32, i64)]) -> DeleteRecordsR
         .with_topics(vec![DeleteRecordsTopic::default().with_name(TopicName(topic.to_string().into())).with_partitions(partitions)])
 }
 
-async fn earliest(s: &mut TcpStream, topic: &str, partition: i32) -> i64 {
+pub(crate) async fn earliest(s: &mut TcpStream, topic: &str, partition: i32) -> i64 {
     use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
         ListOffsetsTopic::default()

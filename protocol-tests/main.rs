@@ -20,6 +20,7 @@ use sluice::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod compaction;
 mod groups;
 mod log_admin;
 

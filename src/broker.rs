@@ -53,6 +53,16 @@ impl Broker {
         broker.logs.remove_orphans(&keep)?;
         let interval = std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms);
         broker.logs.start_retention(interval)?;
+        let c = &broker.config;
+        if c.log_cleaner_enable {
+            let options = crate::log::CleanerOptions {
+                dedupe_buffer_bytes: c.log_cleaner_dedupe_buffer_bytes,
+                load_factor: c.log_cleaner_io_buffer_load_factor,
+                io_max_bytes_per_second: c.log_cleaner_io_max_bytes_per_second,
+            };
+            let backoff = std::time::Duration::from_millis(c.log_cleaner_backoff_ms);
+            broker.logs.start_cleaner(c.log_cleaner_threads, options, backoff)?;
+        }
         Ok(broker)
     }
 

@@ -54,6 +54,19 @@ pub struct Config {
     /// `log.retention.check.interval.ms`: how often the retention pass runs.
     pub log_retention_check_interval_ms: u64,
     pub delete_topic_enable: bool,
+    /// `log.cleaner.enable`: run the log cleaner (compaction) threads.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`: cleaner threads; each cleans one log at a time.
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the key → offset maps of all
+    /// cleaner threads together.
+    pub log_cleaner_dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.buffer.load.factor`: how full an offset map may get (0, 1].
+    pub log_cleaner_io_buffer_load_factor: f64,
+    /// `log.cleaner.io.max.bytes.per.second`: cleaner read + write rate (infinite: no limit).
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`: sleep when no log needs cleaning.
+    pub log_cleaner_backoff_ms: u64,
     /// `group.max.size`: members per group; one more gets GROUP_MAX_SIZE_REACHED.
     pub group_max_size: usize,
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: a JoinGroup
@@ -99,6 +112,12 @@ impl Default for Config {
             log_cleanup_policy: "delete".into(),
             log_retention_check_interval_ms: 300_000,
             delete_topic_enable: true,
+            log_cleaner_enable: true,
+            log_cleaner_threads: 1,
+            log_cleaner_dedupe_buffer_bytes: 134_217_728,
+            log_cleaner_io_buffer_load_factor: 0.9,
+            log_cleaner_io_max_bytes_per_second: f64::INFINITY,
+            log_cleaner_backoff_ms: 15_000,
             group_max_size: i32::MAX as usize,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -194,6 +213,43 @@ impl Config {
                     v if v > 0 => v as usize,
                     _ => return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be positive or -1".into() }),
                 };
+            }
+            "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
+            "log.cleaner.threads" => self.log_cleaner_threads = positive(key, value, parse_num(key, value)?)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                let v: usize = parse_num(key, value)?;
+                // Kafka's floor: each thread needs room for a useful map.
+                if v < 1024 * 1024 {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be at least 1048576".into() });
+                }
+                self.log_cleaner_dedupe_buffer_bytes = v;
+            }
+            "log.cleaner.io.buffer.load.factor" => {
+                let v: f64 = parse_num(key, value)?;
+                if !(v > 0.0 && v <= 1.0) {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be in (0, 1]".into() });
+                }
+                self.log_cleaner_io_buffer_load_factor = v;
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                // Kafka's default is Double.MaxValue; "Infinity" parses too.
+                self.log_cleaner_io_max_bytes_per_second = positive(key, value, parse_num::<f64>(key, value)?)?;
+            }
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = positive(key, value, parse_num(key, value)?)?,
+            // Topic-config synonyms resolved in api::topic_configs; checked here so a typo is fatal.
+            "log.cleaner.delete.retention.ms" | "log.cleaner.min.compaction.lag.ms" => {
+                if parse_num::<i64>(key, value)? < 0 {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must not be negative".into() });
+                }
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                positive::<i64>(key, value, parse_num(key, value)?)?;
+            }
+            "log.cleaner.min.cleanable.ratio" => {
+                let v: f64 = parse_num(key, value)?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be in [0, 1]".into() });
+                }
             }
             "log.retention.ms" => self.log_retention_ms = parse_num(key, value)?,
             "log.retention.minutes" => self.log_retention_ms = parse_num::<i64>(key, value)? * 60_000,
@@ -296,6 +352,35 @@ mod tests {
         assert!(e.contains("num.partitions"), "{e}");
         assert!(c.set("num.partitions", "0").is_err());
         assert!(c.set("auto.create.topics.enable", "yes").is_err());
+    }
+
+    #[test]
+    fn cleaner_keys_parse_and_validate() {
+        let mut c = Config::default();
+        assert!(c.log_cleaner_enable && c.log_cleaner_threads == 1 && c.log_cleaner_backoff_ms == 15_000);
+        assert!(c.log_cleaner_io_max_bytes_per_second.is_infinite());
+        c.set("log.cleaner.enable", "false").unwrap();
+        c.set("log.cleaner.threads", "2").unwrap();
+        c.set("log.cleaner.dedupe.buffer.size", "2097152").unwrap();
+        c.set("log.cleaner.io.buffer.load.factor", "0.5").unwrap();
+        c.set("log.cleaner.io.max.bytes.per.second", "1048576").unwrap();
+        c.set("log.cleaner.backoff.ms", "100").unwrap();
+        assert!(!c.log_cleaner_enable);
+        assert_eq!((c.log_cleaner_threads, c.log_cleaner_dedupe_buffer_bytes, c.log_cleaner_backoff_ms), (2, 2_097_152, 100));
+        assert_eq!((c.log_cleaner_io_buffer_load_factor, c.log_cleaner_io_max_bytes_per_second), (0.5, 1_048_576.0));
+        for (k, v) in [
+            ("log.cleaner.threads", "0"),
+            ("log.cleaner.dedupe.buffer.size", "1000"),
+            ("log.cleaner.io.buffer.load.factor", "1.5"),
+            ("log.cleaner.io.buffer.load.factor", "0"),
+            ("log.cleaner.io.max.bytes.per.second", "-1"),
+            ("log.cleaner.backoff.ms", "x"),
+            ("log.cleaner.min.cleanable.ratio", "2"),
+            ("log.cleaner.delete.retention.ms", "-1"),
+        ] {
+            assert!(c.set(k, v).is_err(), "{k}={v}");
+        }
+        assert!(c.set("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308").is_ok());
     }
 
     #[test]

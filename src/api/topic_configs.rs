@@ -228,6 +228,10 @@ pub fn log_config(c: &Config, dynamic_broker: &DynamicBrokerConfigs<'_>, topic: 
         retention_bytes: num("retention.bytes"),
         cleanup_delete: has("delete"),
         cleanup_compact: has("compact"),
+        delete_retention_ms: num("delete.retention.ms").max(0),
+        min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).unwrap_or(0.5),
+        min_compaction_lag_ms: num("min.compaction.lag.ms").max(0),
+        max_compaction_lag_ms: num("max.compaction.lag.ms").max(1),
         log_append_time: value("message.timestamp.type") == "LogAppendTime",
     }
 }
@@ -268,6 +272,15 @@ mod tests {
         assert_eq!(lc.segment_bytes, 4096);
         assert_eq!(lc.retention_bytes, 100);
         assert!(lc.cleanup_compact && !lc.cleanup_delete && lc.log_append_time);
+        assert_eq!((lc.delete_retention_ms, lc.min_cleanable_dirty_ratio, lc.min_compaction_lag_ms, lc.max_compaction_lag_ms), (86_400_000, 0.5, 0, i64::MAX));
+        let topic = BTreeMap::from([
+            ("delete.retention.ms".to_string(), "100".to_string()),
+            ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
+            ("min.compaction.lag.ms".to_string(), "5".to_string()),
+            ("max.compaction.lag.ms".to_string(), "6000".to_string()),
+        ]);
+        let lc = log_config(&c, &dynamic, &topic);
+        assert_eq!((lc.delete_retention_ms, lc.min_cleanable_dirty_ratio, lc.min_compaction_lag_ms, lc.max_compaction_lag_ms), (100, 0.01, 5, 6000));
         let r = resolve(&c, &dynamic, &topic, find("segment.bytes").unwrap());
         assert_eq!(r.source, DYNAMIC_BROKER_CONFIG);
         let sources: Vec<i8> = r.synonyms.iter().map(|s| s.2).collect();

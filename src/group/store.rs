@@ -1,7 +1,9 @@
 //! The coordinator log: group metadata and committed offsets as records in one
 //! internal partition, `__consumer_offsets-0`, a `PartitionLog` like any other but
 //! never in the metadata image (clients do not see it). Replayed on start, keeping
-//! the latest value per key; a null value (tombstone) deletes the key.
+//! the latest value per key; a null value (tombstone) deletes the key. The log is
+//! compacted by the log cleaner like any `cleanup.policy=compact` topic, so replay
+//! expects offset gaps and batches emptied by compaction.
 //!
 //! Record format (ours, not Kafka's; big-endian; `str` = i16 length + UTF-8 with -1
 //! for null; `bytes` = i32 length + bytes):
@@ -19,18 +21,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use super::offsets::Committed;
 use super::state::MemberProfile;
 use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
 use crate::log::LogConfig;
+use crate::protocol::record_codec::DecodedBatch;
+use crate::protocol::records::BatchIter;
 
 pub const TOPIC: &str = "__consumer_offsets";
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK_BYTES: usize = 1 << 20;
+/// Kafka's `offsets.topic.segment.bytes`: small enough that sealed segments, which
+/// the cleaner compacts, appear long before a 1 GiB segment would fill.
+const SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest decompressed batch replay accepts (batches are written uncompressed).
+const REPLAY_BATCH_LIMIT_BYTES: usize = 256 << 20;
 
 /// A decoded record of the coordinator log.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +71,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
-        let mut config = LogConfig { max_message_bytes: 64 << 20, ..LogConfig::default() };
+        let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
         // Committed offsets must outlive any time or size retention.
         config.retention_ms = crate::log::UNLIMITED;
         config.retention_bytes = crate::log::UNLIMITED;
@@ -124,15 +133,20 @@ impl Store {
             if r.records.is_empty() {
                 break;
             }
-            let mut buf = r.records.clone();
-            let sets = RecordBatchDecoder::decode_all(&mut buf)
-                .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
             let before = offset;
-            for rec in sets.into_iter().flat_map(|s| s.records) {
-                offset = offset.max(rec.offset + 1);
-                match rec.key.as_ref().and_then(|k| decode(k.clone(), rec.value.clone())) {
-                    Some(e) => apply(rec.offset, e),
-                    None => tracing::warn!(offset = rec.offset, "undecodable coordinator record skipped"),
+            for (h, range) in BatchIter::new(&r.records) {
+                // Past the whole batch, even one compaction emptied: offsets have gaps.
+                offset = offset.max(h.next_offset());
+                let batch = DecodedBatch::decode(&r.records[range], REPLAY_BATCH_LIMIT_BYTES)
+                    .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
+                for rec in batch.records() {
+                    let at = rec.offset(h.base_offset);
+                    let key = rec.key.map(Bytes::copy_from_slice);
+                    let value = rec.value.map(Bytes::copy_from_slice);
+                    match key.and_then(|k| decode(k, value)) {
+                        Some(e) => apply(at, e),
+                        None => tracing::warn!(offset = at, "undecodable coordinator record skipped"),
+                    }
                 }
             }
             if offset == before {
@@ -303,4 +317,49 @@ fn decode_group(mut v: Rd) -> Option<GroupRecord> {
         g.members.push(m);
     }
     Some(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(group: &str, offset: i64) -> Entry {
+        Entry::Offset {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(Committed { offset, leader_epoch: 0, metadata: String::new(), commit_timestamp_ms: 1 }),
+        }
+    }
+
+    #[test]
+    fn replay_after_compaction_sees_the_latest_entries_across_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogManager::new(dir.path()).unwrap();
+        let store = Store::open(&logs).unwrap();
+        for i in 0..50 {
+            store.append(&[commit("g1", i), commit("g2", 100 + i)]).unwrap();
+        }
+        store.append(&[Entry::Offset { group: "g2".into(), topic: "t".into(), partition: 0, value: None }]).unwrap();
+        store.append(&[commit("g1", 999)]).unwrap();
+        let end = store.partition.log_end_offset();
+        while store.partition.high_watermark() < end {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let now = crate::log::system_time_ms();
+        let stats = store
+            .partition
+            .with_log(|log| {
+                log.roll()?;
+                log.clean_at(now, end, &crate::log::CleanerOptions::default())
+            })
+            .unwrap();
+        assert!(stats.is_some_and(|s| s.records_dropped >= 99), "compacted");
+        let mut seen = Vec::new();
+        store.replay(|offset, e| seen.push((offset, e))).unwrap();
+        // g1's latest commit and g2's tombstone (kept until delete.retention.ms passes).
+        assert_eq!(seen.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![100, 101]);
+        assert_eq!(seen[1].1, commit("g1", 999));
+        logs.close().unwrap();
+    }
 }

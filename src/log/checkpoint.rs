@@ -29,6 +29,14 @@ pub struct Checkpoint {
     /// Every offset below this is known durable; recovery scans from its segment on.
     pub recovery_point: i64,
     pub log_start_offset: i64,
+    /// The log cleaner's checkpoint: offsets below it have been compacted (Kafka's
+    /// `cleaner-offset-checkpoint`). Absent in files written before compaction: 0.
+    #[serde(default)]
+    pub clean_offset: i64,
+    /// Earliest delete horizon the cleaner stamped on a batch of tombstones and has not
+    /// passed yet: when it passes, the log is cleaned again to drop them.
+    #[serde(default)]
+    pub delete_horizon_ms: Option<i64>,
 }
 
 impl Checkpoint {
@@ -38,7 +46,16 @@ impl Checkpoint {
             clean_shutdown,
             recovery_point,
             log_start_offset,
+            clean_offset: 0,
+            delete_horizon_ms: None,
         }
+    }
+
+    /// The same checkpoint carrying the cleaner's state.
+    pub fn with_cleaner(mut self, clean_offset: i64, delete_horizon_ms: Option<i64>) -> Self {
+        self.clean_offset = clean_offset;
+        self.delete_horizon_ms = delete_horizon_ms;
+        self
     }
 
     /// The checkpoint in `dir`, or `None` if absent or unreadable (then: full recovery).

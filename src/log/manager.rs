@@ -10,6 +10,11 @@
 //! record that a crash could take back, and acks=1/-1 are answered only once the
 //! high watermark passes their last offset.
 //!
+//! Cleaner threads (`log.cleaner.threads`) compact the logs whose `cleanup.policy`
+//! includes `compact` ([`super::cleaner`]), reading the config on every pass so a
+//! policy change applies live; a log is cleaned by one thread at a time, and the
+//! rewriting runs without the log's lock (only planning and the swap take it).
+//!
 //! A second thread runs retention every `log.retention.check.interval.ms`
 //! ([`super::retention`]); it and DeleteRecords are the only writers of the cached log
 //! start offset besides open. Files of deleted segments are removed after the log's
@@ -22,9 +27,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
+use super::cleaner::{CleanStats, CleanerOptions};
 use super::retention::RetentionOutcome;
 use super::checkpoint::sync_filesystem;
 use super::segment::remove_deleted_files;
@@ -121,6 +127,24 @@ impl Partition {
         self.trim_start(|log| log.delete_old_segments(now_ms, hw))
     }
 
+    /// One compaction pass at `now_ms` if the log is compacted and dirty enough: plans
+    /// and swaps under the lock, rewrites without it. `stop` aborts the rewrite.
+    pub fn clean(&self, now_ms: i64, options: &CleanerOptions, stop: &dyn Fn() -> bool) -> Result<Option<CleanStats>> {
+        let hw = self.high_watermark();
+        let Some(plan) = self.with_log(|log| log.plan_clean(now_ms, hw))? else {
+            return Ok(None);
+        };
+        // Also stop once the partition is deleted (checked without waiting for the lock:
+        // appends hold it, and a missed check only means one more batch).
+        let deleted = || self.log.try_lock().is_some_and(|log| log.is_none());
+        let out = plan.execute(options, now_ms, &|| stop() || deleted())?;
+        let outcome = self.with_log(|log| log.commit_clean(out, None))?;
+        if let Err(e) = remove_deleted_files(&outcome.renamed_files) {
+            tracing::warn!(partition = %self.tp.dir_name(), error = %e, "removing cleaned segment files failed");
+        }
+        Ok(Some(outcome.stats))
+    }
+
     /// Run `f` with the log locked. For rare, cheap queries (timestamps, epochs).
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T>) -> Result<T> {
         match self.log.lock().as_mut() {
@@ -162,6 +186,9 @@ pub struct LogManager {
     /// Dropping the sender stops the retention thread.
     retention_stop: Mutex<Option<mpsc::Sender<()>>>,
     retention: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Stop signal, in-progress set and wakeup of the cleaner threads.
+    cleaner: Arc<CleanerShared>,
+    cleaners: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Bumped whenever a high watermark moves: wakes fetch long-polls.
     progress: watch::Sender<u64>,
 }
@@ -180,6 +207,8 @@ impl LogManager {
             flushers: Mutex::new(Vec::new()),
             retention_stop: Mutex::new(None),
             retention: Mutex::new(None),
+            cleaner: Arc::new(CleanerShared::default()),
+            cleaners: Mutex::new(Vec::new()),
             progress,
         });
         let rx = Arc::new(std::sync::Mutex::new(rx));
@@ -280,6 +309,51 @@ impl LogManager {
         }
     }
 
+    /// Starts `threads` cleaner threads sharing `options.dedupe_buffer_bytes`; each
+    /// sleeps `backoff` when no log needed cleaning. They stop at [`Self::close`].
+    pub fn start_cleaner(self: &Arc<Self>, threads: usize, options: CleanerOptions, backoff: Duration) -> Result<()> {
+        let threads = threads.max(1);
+        let options = CleanerOptions { dedupe_buffer_bytes: options.dedupe_buffer_bytes / threads, ..options };
+        for i in 0..threads {
+            let (mgr, shared) = (Arc::downgrade(self), self.cleaner.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("sluice-cleaner-{i}"))
+                .spawn(move || cleaner_loop(mgr, shared, options, backoff))?;
+            self.cleaners.lock().push(handle);
+        }
+        Ok(())
+    }
+
+    /// One cleaner round over every open partition at `now_ms`, skipping logs another
+    /// thread is cleaning. Returns how many logs were compacted.
+    pub fn run_cleaner(&self, now_ms: i64, options: &CleanerOptions) -> usize {
+        let shared = self.cleaner.clone();
+        let parts: Vec<_> = self.partitions.read().values().cloned().collect();
+        let mut cleaned = 0;
+        for p in parts {
+            if shared.stopped() {
+                break;
+            }
+            if !shared.in_progress.lock().insert(p.tp.clone()) {
+                continue;
+            }
+            let result = p.clean(now_ms, options, &|| shared.stopped());
+            shared.in_progress.lock().remove(&p.tp);
+            match result {
+                Ok(Some(stats)) => {
+                    cleaned += 1;
+                    tracing::info!(partition = %p.tp.dir_name(), segments_in = stats.segments_in, segments_out = stats.segments_out,
+                        bytes_read = stats.bytes_read, bytes_written = stats.bytes_written, records_dropped = stats.records_dropped,
+                        clean_offset = stats.clean_offset, "compacted log");
+                }
+                Ok(None) | Err(Error::CleanerAborted) => {}
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && p.log.lock().is_none() => {}
+                Err(e) => tracing::warn!(partition = %p.tp.dir_name(), error = %e, "log cleaning failed"),
+            }
+        }
+        cleaned
+    }
+
     pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
         self.progress.subscribe()
     }
@@ -320,6 +394,10 @@ impl LogManager {
 
     /// Stop retention and the flusher, then fsync and close every log.
     pub fn close(&self) -> Result<()> {
+        self.cleaner.stop();
+        for h in self.cleaners.lock().drain(..) {
+            let _ = h.join();
+        }
         self.retention_stop.lock().take();
         if let Some(h) = self.retention.lock().take() {
             let _ = h.join();
@@ -364,6 +442,47 @@ fn retention_loop(mgr: Weak<LogManager>, stop: mpsc::Receiver<()>, interval: Dur
         }
         let Some(mgr) = mgr.upgrade() else { return };
         mgr.run_retention(super::system_time_ms());
+    }
+}
+
+/// What the cleaner threads share: the stop flag (with a condvar so a backoff sleep
+/// ends at once) and the logs being cleaned right now.
+#[derive(Default)]
+struct CleanerShared {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+    in_progress: Mutex<HashSet<TopicPartition>>,
+}
+
+impl CleanerShared {
+    fn stopped(&self) -> bool {
+        *self.stopped.lock()
+    }
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.wake.notify_all();
+    }
+    /// Sleeps up to `d`; returns false if stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            self.wake.wait_for(&mut stopped, d);
+        }
+        !*stopped
+    }
+}
+
+fn cleaner_loop(mgr: Weak<LogManager>, shared: Arc<CleanerShared>, options: CleanerOptions, backoff: Duration) {
+    loop {
+        if shared.stopped() {
+            return;
+        }
+        let Some(m) = mgr.upgrade() else { return };
+        let cleaned = m.run_cleaner(super::system_time_ms(), &options);
+        drop(m); // do not keep the manager alive while sleeping
+        if cleaned == 0 && !shared.sleep(backoff) {
+            return;
+        }
     }
 }
 

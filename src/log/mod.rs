@@ -7,18 +7,25 @@
 //! wrapper, group commit, fsync scheduling and wakeups live in [`manager`]. This module
 //! knows raw v2 record-batch bytes only ([`crate::protocol::records`]); it never names a
 //! protocol message type. Batches are stored byte for byte as produced, with only their
-//! base offset and partition leader epoch rewritten (neither is covered by the CRC).
+//! base offset and partition leader epoch rewritten (neither is covered by the CRC),
+//! until the log cleaner ([`cleaner`]) compacts a `cleanup.policy=compact` log: it
+//! rewrites sealed segments without superseded records, leaving offset gaps.
 
 pub mod manager;
 
+pub mod cleaner;
 mod checkpoint;
+mod filter;
 mod index;
+mod offset_map;
 mod partition;
 mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
 
+#[cfg(test)]
+mod cleaner_tests;
 #[cfg(test)]
 mod partition_tests;
 #[cfg(test)]
@@ -29,6 +36,7 @@ mod test_util;
 use std::path::PathBuf;
 
 pub use crate::protocol::records::RecordsError;
+pub use cleaner::{CleanStats, CleanerOptions};
 pub use partition::PartitionLog;
 pub use producer_state::{BatchMeta, MAX_PRODUCERS_PER_PARTITION, ProducerEntry};
 pub use retention::RetentionOutcome;
@@ -45,7 +53,7 @@ pub fn system_time_ms() -> i64 {
 }
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment before it would grow past this.
     pub segment_bytes: u64,
@@ -66,9 +74,19 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy` contains `delete`: retention runs.
     pub cleanup_delete: bool,
-    /// `cleanup.policy` contains `compact`. Compaction is not implemented yet; the flag
-    /// only makes DeleteRecords refuse compact-only logs as Kafka does.
+    /// `cleanup.policy` contains `compact`: the log cleaner compacts the log (and
+    /// DeleteRecords refuses compact-only logs, as Kafka does).
     pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone survives after the cleaner first
+    /// kept it (its delete horizon).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes / cleanable bytes reach it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted yet.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: dirty records older than this force a pass whatever
+    /// the dirty ratio.
+    pub max_compaction_lag_ms: i64,
     /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch with the
     /// append time (max timestamp and the timestamp-type attribute bit).
     pub log_append_time: bool,
@@ -86,6 +104,10 @@ impl Default for LogConfig {
             retention_bytes: UNLIMITED,
             cleanup_delete: true,
             cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             log_append_time: false,
         }
     }
@@ -119,6 +141,9 @@ pub enum Error {
     /// once a producer's state has expired); kept for the transaction coordinator.
     #[error("unknown producer id {producer_id}")]
     UnknownProducerId { producer_id: i64 },
+    /// A cleaning pass stopped (shutdown, or a simulated crash in tests).
+    #[error("log cleaning aborted")]
+    CleanerAborted,
     #[error("corrupt log file {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }

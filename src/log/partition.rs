@@ -3,21 +3,24 @@
 //! lookups, the sync bookkeeping the manager uses to fsync outside its lock, and clean
 //! shutdown. Opening and crash recovery live in [`super::recovery`].
 //!
-//! Invariants: segments are keyed by base offset, contiguous (each starts at the
+//! Invariants: segments are keyed by base offset, ordered (each starts at or after the
 //! previous one's `next_offset`), and only the last (active) one is written;
-//! `log_start_offset <= log_end_offset == active.next_offset()`; offsets are dense.
+//! `log_start_offset <= log_end_offset == active.next_offset()`. Appends assign dense
+//! offsets, but the cleaner ([`super::cleaner`]) drops whole batches from sealed
+//! segments, so offsets below the active segment may have gaps: a read at an offset in
+//! a gap returns the next batch, as Kafka does. The log end offset never moves back.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::checkpoint::{self, Checkpoint};
 use super::producer_state::{Check, ProducerStateManager};
 use super::segment::Segment;
 use super::{AppendInfo, Error, LogConfig, ReadResult, Result};
+use crate::protocol::record_codec::DecodedBatch;
 use crate::protocol::records::{self, BatchHeader, BatchIter};
 
 /// `mark_synced` calls between two lazy checkpoint writes.
@@ -49,6 +52,10 @@ pub struct PartitionLog {
     pub(super) marks_since_checkpoint: u32,
     /// Set by `close`: the active indexes are trimmed and appends are refused.
     pub(super) closed: bool,
+    /// Offsets below this were compacted by the cleaner (persisted in the checkpoint).
+    pub(super) clean_offset: i64,
+    /// Earliest pending delete horizon of a cleaned batch of tombstones, if any.
+    pub(super) delete_horizon_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -137,6 +144,9 @@ impl PartitionLog {
             return Err(Error::Io(std::io::Error::other("partition log is closed")));
         }
         let headers = records::validate_batches(records, self.config.max_message_bytes)?;
+        if self.config.cleanup_compact {
+            self.check_keys(records, &headers)?;
+        }
         let mut pending = self.producers.pending();
         let mut next_offset = self.log_end_offset;
         for h in &headers {
@@ -196,6 +206,30 @@ impl PartitionLog {
                 records::NO_TIMESTAMP
             },
         })
+    }
+
+    /// Kafka's rule for compacted logs: every record needs a key (the cleaner would
+    /// drop a keyless one). Decompresses each data batch once; control batches pass.
+    fn check_keys(&self, records: &[u8], headers: &[BatchHeader]) -> Result<()> {
+        let limit_bytes = super::cleaner::decompressed_limit_bytes(&self.config);
+        let mut position_bytes = 0;
+        for h in headers {
+            let batch = &records[position_bytes..position_bytes + h.total_bytes()];
+            position_bytes += h.total_bytes();
+            if h.is_control() {
+                continue;
+            }
+            if DecodedBatch::decode(batch, limit_bytes)?.records().any(|r| r.key.is_none()) {
+                return Err(records::RecordsError::InvalidRecord {
+                    reason: format!(
+                        "Compacted topic cannot accept message without key in {}",
+                        self.dir.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Rolls before an append of `request_bytes` ending at `last_offset` if the active
@@ -280,8 +314,10 @@ impl PartitionLog {
         if offset == self.log_end_offset {
             return Ok(Bytes::new());
         }
-        let segment = self.segment_for(offset)?;
-        let (first, position_bytes) = self.locate_in(segment, offset)?;
+        let Some((segment, first, position_bytes)) = self.locate_from(offset)? else {
+            // Only a compaction gap up to the log end lies ahead.
+            return Ok(Bytes::new());
+        };
         if first.base_offset >= max_offset {
             return Ok(Bytes::new());
         }
@@ -306,23 +342,22 @@ impl PartitionLog {
         Ok(chunk.slice(..end_bytes))
     }
 
-    /// The segment whose offsets include `offset` (which must be in [start, end)).
-    fn segment_for(&self, offset: i64) -> Result<&Segment> {
-        self.segments
+    /// The first batch whose last offset is >= `offset` (which must be >= the first
+    /// segment's base): the batch holding it, or, when it fell into a compaction gap,
+    /// the next batch, possibly in a later segment. `None` if no batch lies ahead.
+    pub(super) fn locate_from(&self, offset: i64) -> Result<Option<(&Segment, BatchHeader, u64)>> {
+        let first_base = self
+            .segments
             .range(..=offset)
             .next_back()
-            .map(|(_, s)| s)
-            .ok_or_else(|| self.out_of_range(offset))
-    }
-
-    fn locate_in(&self, segment: &Segment, offset: i64) -> Result<(BatchHeader, u64)> {
-        segment.locate(offset)?.ok_or_else(|| Error::Corrupt {
-            path: segment.log_path().to_path_buf(),
-            reason: format!(
-                "offset {offset} below the log end {} is not in its segment",
-                self.log_end_offset
-            ),
-        })
+            .map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let from = offset.max(segment.base_offset());
+            if let Some((h, at)) = segment.locate(from)? {
+                return Ok(Some((segment, h, at)));
+            }
+        }
+        Ok(None)
     }
 
     /// ListOffsets by timestamp: the earliest offset (>= log start) whose record
@@ -407,25 +442,15 @@ impl PartitionLog {
         h: &BatchHeader,
         position_bytes: u64,
     ) -> Result<Vec<(i64, i64)>> {
-        let mut bytes = segment.read_bytes(position_bytes, h.total_bytes())?;
-        let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| Error::Corrupt {
+        let bytes = segment.read_bytes(position_bytes, h.total_bytes())?;
+        let limit_bytes = super::cleaner::decompressed_limit_bytes(&self.config);
+        let batch = DecodedBatch::decode(&bytes, limit_bytes).map_err(|e| Error::Corrupt {
             path: segment.log_path().to_path_buf(),
             reason: format!("batch at offset {} does not decode: {e}", h.base_offset),
         })?;
-        let log_append_time = h.is_log_append_time();
-        Ok(set
-            .records
-            .iter()
-            .map(|r| {
-                (
-                    r.offset,
-                    if log_append_time {
-                        h.max_timestamp
-                    } else {
-                        r.timestamp
-                    },
-                )
-            })
+        Ok(batch
+            .records()
+            .map(|r| (r.offset(h.base_offset), batch.timestamp_of(&r)))
             .collect())
     }
 
@@ -487,8 +512,7 @@ impl PartitionLog {
             self.marks_since_checkpoint = 0;
             // Unsynced is enough: it only claims data already durable, and a lost one
             // leaves the previous (older, never clean: open replaced that durably).
-            let c = Checkpoint::new(false, self.recovery_point, self.log_start_offset);
-            if let Err(e) = c.write_unsynced(&self.dir) {
+            if let Err(e) = self.checkpoint_state(false).write_unsynced(&self.dir) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "log checkpoint failed");
             }
         }
@@ -497,8 +521,16 @@ impl PartitionLog {
     /// Writes the checkpoint (recovery point, log start; not clean) now.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.marks_since_checkpoint = 0;
-        Checkpoint::new(false, self.recovery_point, self.log_start_offset).write(&self.dir)?;
+        self.checkpoint_state(false).write(&self.dir)?;
         Ok(())
+    }
+
+    /// What a checkpoint written now records; `clean` only once everything is durable
+    /// and appends are refused (the recovery point is then the log end).
+    pub(super) fn checkpoint_state(&self, clean: bool) -> Checkpoint {
+        let recovery_point = if clean { self.log_end_offset } else { self.recovery_point };
+        Checkpoint::new(clean, recovery_point, self.log_start_offset)
+            .with_cleaner(self.clean_offset, self.delete_horizon_ms)
     }
 
     /// Clean shutdown of this log alone: fsyncs everything, seals the active segment's
@@ -556,7 +588,7 @@ impl PartitionLog {
         self.dir_unsynced_from = None;
         self.parent_unsynced_from = None;
         self.recovery_point = self.log_end_offset;
-        Checkpoint::new(true, self.log_end_offset, self.log_start_offset).write_unsynced(&self.dir)?;
+        self.checkpoint_state(true).write_unsynced(&self.dir)?;
         Ok(())
     }
 
@@ -564,7 +596,19 @@ impl PartitionLog {
     pub fn delete(self) -> Result<()> {
         let dir = self.dir.clone();
         drop(self); // unmap indexes and close files first
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
+        // A cleaner pass may still be writing its staging files; it stops within a
+        // batch once it sees the log gone, so retry briefly.
+        let mut attempts = 0;
+        loop {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) if attempts < 5 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }

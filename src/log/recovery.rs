@@ -1,11 +1,14 @@
 //! Opening a partition directory, and crash recovery. After a clean shutdown every
 //! segment is loaded as trusted (indexes sanity-checked, a short header walk for the
 //! end offset). Otherwise every segment from the one holding the recovery point on is
-//! scanned batch by batch (framing, magic, CRC, dense offsets), truncated at the first
+//! scanned batch by batch (framing, magic, CRC, increasing offsets), truncated at the first
 //! torn or corrupt batch, and its indexes are rebuilt; segments after a cut are
 //! deleted. Segments below the recovery point are trusted but sanity-checked, and
 //! rebuilt the same way when a check fails. Producer state is then rebuilt from the
 //! newest usable snapshot plus a header replay to the log end.
+//!
+//! A compaction interrupted by a crash is finished or discarded first
+//! ([`super::cleaner::finish_interrupted`]).
 //!
 //! Open always ends by fsyncing what recovery changed and writing a checkpoint that is
 //! *not* clean, so a crash of this incarnation is recovered even if the previous one
@@ -65,6 +68,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let saved = Checkpoint::read(dir)?;
     let clean = saved.is_some_and(|c| c.clean_shutdown);
     let recovery_point = saved.map_or(i64::MIN, |c| c.recovery_point);
+    super::cleaner::finish_interrupted(dir)?;
     let bases = without_deleted_prefix(dir, scan_dir(dir)?, saved)?;
 
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
@@ -76,13 +80,14 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             Segment::open(dir, base, &config, false)?.delete_files()?;
             continue;
         }
+        // Compaction may leave a gap between segments, never an overlap.
         if let Some(prev) = segments.values().next_back()
-            && prev.next_offset() != base
+            && prev.next_offset() > base
         {
             return Err(Error::Corrupt {
                 path: dir.to_path_buf(),
                 reason: format!(
-                    "segment {base} does not follow the previous one ending at {}",
+                    "segment {base} overlaps the previous one ending at {}",
                     prev.next_offset()
                 ),
             });
@@ -94,9 +99,13 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         if !trusted {
             let truncated = segment.recover(last)?;
             recovered.push(base);
-            // A recovered segment that ends before the next one starts (its tail was
-            // lost at a batch boundary) also invalidates everything after it.
-            cut = !last && (truncated || segment.next_offset() != bound);
+            // A segment whose tail was cut (torn or corrupt) invalidates everything
+            // after it. A segment that merely ends before the next one starts is not
+            // cut: compaction leaves such gaps, and telling them from a tail lost at a
+            // batch boundary would need the checkpoint, which a crash may have torn
+            // (it is written lazily). Such a lost tail held nothing acknowledged: an
+            // ack waits for the fsync of every earlier segment. Kafka keeps gaps too.
+            cut = !last && truncated;
         }
         segments.insert(base, segment);
     }
@@ -146,11 +155,13 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         parent_unsynced_from: created.then_some(log_end_offset),
         marks_since_checkpoint: 0,
         closed: false,
+        clean_offset: saved.map_or(0, |c| c.clean_offset),
+        delete_horizon_ms: saved.and_then(|c| c.delete_horizon_ms),
     };
     if created {
         // No earlier checkpoint can claim a clean shutdown here, so an unsynced one is
         // safe: lost, the next open just scans the (then empty) log.
-        Checkpoint::new(false, log.recovery_point, log.log_start_offset).write_unsynced(dir)?;
+        log.checkpoint_state(false).write_unsynced(dir)?;
     } else {
         // Durable before any append: it replaces a possibly clean checkpoint, which
         // must not outlive the first write after this open.
@@ -203,7 +214,9 @@ fn rebuild_producers(
         }
         let start_bytes = if from_offset > segment.base_offset() {
             match segment.locate(from_offset)? {
-                Some((h, at)) if h.base_offset == from_offset => at,
+                // The snapshot's offset may have fallen into a compaction gap: the batches
+                // from the next one on came after it.
+                Some((h, at)) if h.base_offset >= from_offset => at,
                 // A snapshot not on a batch boundary cannot be ours: replay everything.
                 _ => {
                     tracing::warn!(dir = %dir.display(), from_offset, "misaligned producer snapshot; full replay");

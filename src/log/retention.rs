@@ -94,7 +94,8 @@ impl PartitionLog {
         while let Some(segment) = iter.next() {
             let next_base = iter.peek().map(|n| n.base_offset());
             let upper_offset = next_base.unwrap_or(self.log_end_offset);
-            if segment.is_empty() || upper_offset > high_watermark {
+            // An empty active segment stays; an empty sealed one (compacted away) may go.
+            if (segment.is_empty() && next_base.is_none()) || upper_offset > high_watermark {
                 break;
             }
             let below_start = next_base.is_some_and(|b| b <= self.log_start_offset);

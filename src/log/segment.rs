@@ -3,7 +3,8 @@
 //! offsets; it does not know producers, the recovery point or other segments (that is
 //! [`super::partition`]). It also owns the two ways of walking its file: a structural
 //! walk of headers (reads, producer-state rebuild) and a verified walk that checks every
-//! CRC and the density of offsets and truncates at the first bad batch (recovery).
+//! CRC and that offsets increase, and truncates at the first bad batch (recovery).
+//! Offsets inside a segment may have gaps once the cleaner has compacted it.
 //!
 //! Reads use `pread` (`FileExt::read_exact_at`) into fresh buffers, so a reader never
 //! observes a partially appended batch: the segment's `size_bytes` only moves after a
@@ -280,7 +281,9 @@ impl Segment {
 
     /// Index bookkeeping for a batch now stored at `position_bytes`.
     fn on_batch_stored(&mut self, h: &BatchHeader, position_bytes: u64) {
-        debug_assert_eq!(h.base_offset, self.next_offset, "offsets must be dense");
+        // Compaction leaves gaps, so only growth is an invariant (dense in the active
+        // segment, which the partition checks).
+        debug_assert!(h.base_offset >= self.next_offset, "offsets must increase");
         if position_bytes == 0 {
             self.first_batch_timestamp = h.max_timestamp;
         }
@@ -412,7 +415,7 @@ impl Segment {
         let mut reader = self.reader(WALK_CHUNK_BYTES);
         loop {
             match reader.header_at(position_bytes)? {
-                HeaderAt::Batch(h) if h.base_offset == next_offset && h.last_offset_delta >= 0 => {
+                HeaderAt::Batch(h) if h.base_offset >= next_offset && h.last_offset_delta >= 0 => {
                     next_offset = h.next_offset();
                     position_bytes += h.total_bytes() as u64;
                 }
@@ -447,7 +450,7 @@ impl Segment {
     }
 
     /// Rebuilds the indexes from the file, checking every batch's framing, CRC and offset
-    /// (dense from `base_offset`), and truncates the file at the first bad batch. Returns
+    /// (increasing from `base_offset`; a compacted segment has gaps), and truncates the file at the first bad batch. Returns
     /// true if bytes were cut off. `active` keeps the indexes preallocated.
     pub fn recover(&mut self, active: bool) -> Result<bool> {
         self.offset_index.reset(self.segment_index_bytes)?;
@@ -476,9 +479,9 @@ impl Segment {
                     break;
                 }
             };
-            if h.base_offset != self.next_offset || h.last_offset_delta < 0 || h.record_count < 0 {
+            if h.base_offset < self.next_offset || h.last_offset_delta < 0 || h.record_count < 0 {
                 reason = Some(format!(
-                    "batch at position {position_bytes} has offset {}, expected {}",
+                    "batch at position {position_bytes} has offset {}, expected at least {}",
                     h.base_offset, self.next_offset
                 ));
                 break;
