@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 mod groups;
 mod log_admin;
+mod txn;
 
 struct TestBroker {
     server: Option<Server>,
