@@ -5,7 +5,7 @@
 //! belongs to transaction version 2).
 
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
-use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::RequestContext;
 use crate::protocol::ResponseError;
@@ -14,13 +14,16 @@ use crate::txn::PendingOffset;
 /// The first version that knows PRODUCER_FENCED (KIP-588).
 const FENCED_FROM: i16 = 3;
 
+/// (partition index, Some(error) decided for the partition alone, or None: the
+/// outcome of staging the request's offsets applies).
+type PartitionOutcome = (i32, Option<i16>);
+
 pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let v = ctx.api_version;
     let image = ctx.broker.image();
     let max_meta = ctx.broker.groups.offset_metadata_max_bytes;
     let mut staged = Vec::new();
-    // (topic, partition, Some(error) decided per partition, None = outcome of staging)
-    let mut layout: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Option<i16>)>)> = Vec::new();
+    let mut layout: Vec<(TopicName, Vec<PartitionOutcome>)> = Vec::new();
     for t in &req.topics {
         let topic = image.topic(&t.name);
         let mut parts = Vec::with_capacity(t.partitions.len());
