@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 mod compaction;
 mod groups;
 mod log_admin;
+mod txn;
 
 struct TestBroker {
     server: Option<Server>,

@@ -29,6 +29,8 @@ pub struct Broker {
     pub producer_ids: crate::api::init_producer_id::ProducerIdBlock,
     /// Consumer groups and committed offsets (their own internal log under `logs`).
     pub groups: Arc<crate::group::GroupCoordinator>,
+    /// Transactions (their own internal log under `logs`).
+    pub txns: Arc<crate::txn::TxnCoordinator>,
 }
 
 impl Broker {
@@ -39,10 +41,12 @@ impl Broker {
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
         let limits = crate::group::Limits::from_config(&config);
         let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;
-        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups });
+        let txns = crate::txn::TxnCoordinator::open(Some(&logs), crate::txn::Settings::from_config(&config))?;
+        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups, txns });
         let image = broker.metadata.image();
         let mut keep = HashSet::new();
         keep.insert(crate::group::store::Store::dir_name());
+        keep.insert(crate::txn::store::Store::dir_name());
         for topic in image.topics.values() {
             for p in 0..topic.partitions.len() as i32 {
                 let tp = TopicPartition::new(&topic.name, p);
@@ -51,6 +55,7 @@ impl Broker {
             }
         }
         broker.logs.remove_orphans(&keep)?;
+        crate::txn::TxnCoordinator::start(&broker);
         let interval = std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms);
         broker.logs.start_retention(interval)?;
         let c = &broker.config;

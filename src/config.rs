@@ -284,6 +284,10 @@ impl Config {
                     self.advertise_port = port as i32;
                 }
             }
+            // Read from `raw` by the transaction coordinator (txn::Settings); checked here.
+            "transaction.max.timeout.ms" | "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                positive::<i64>(key, value, parse_num(key, value)?)?;
+            }
             _ => return Ok(false),
         }
         Ok(true)

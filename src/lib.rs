@@ -11,3 +11,4 @@ pub mod log;
 pub mod metadata;
 pub mod protocol;
 pub mod server;
+pub mod txn;

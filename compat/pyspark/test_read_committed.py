@@ -1,6 +1,6 @@
 """kafka.isolation.level=read_committed: Spark sees only committed transactional
 records (aborted ones and the transaction markers are skipped); read_uncommitted sees
-the aborted records too. Pending until sluice implements transactions."""
+the aborted records too."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import kafka_helpers as kh
 
 
 def test_read_committed_skips_aborted(spark, broker, create_topic):
-    kh.requires_api(broker, 26, "EndTxn",
-                    "PENDING: transactions are not implemented in sluice yet "
-                    "(transactional InitProducerId, AddPartitionsToTxn, EndTxn)")
     from confluent_kafka import Producer
 
     bootstrap = broker.bootstrap

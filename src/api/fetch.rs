@@ -1,4 +1,6 @@
-//! Fetch (1): whole batches straight from the log, up to the high watermark.
+//! Fetch (1): whole batches straight from the log, up to the high watermark
+//! (read_uncommitted) or the last stable offset (read_committed, with the aborted
+//! transactions that overlap what is returned, for the consumer to skip).
 //!
 //! Sessionless: we answer `session_id` 0, so clients keep sending full requests,
 //! and a full response lists every partition asked for (the Java client drops
@@ -9,8 +11,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 
 use super::{RequestContext, leader_partition, log_error_code};
 use crate::broker::Broker;
@@ -18,6 +20,8 @@ use crate::protocol::ResponseError;
 
 /// A long-poll never waits longer than this, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// `isolation_level` 1: only committed transactional data (Fetch v4+).
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = FetchResponse> + Send + 'static {
     let broker = ctx.broker.clone();
@@ -70,13 +74,23 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
             };
             let hw = p.high_watermark();
             pd.high_watermark = hw;
-            pd.last_stable_offset = hw;
+            pd.last_stable_offset = p.last_stable_offset();
             pd.log_start_offset = p.log_start_offset();
             let part_max = (fp.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: the first non-empty batch of a response is returned whole even
             // past the limits, so a large record can never stall a consumer.
             let min_one = total == 0;
-            match p.read(fp.fetch_offset, part_max, min_one) {
+            let read = if req.isolation_level == READ_COMMITTED {
+                p.read_committed(fp.fetch_offset, part_max, min_one).map(|c| {
+                    pd.last_stable_offset = c.last_stable_offset;
+                    let aborted = c.aborted.iter().map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset));
+                    pd.aborted_transactions = Some(aborted.collect());
+                    c.read
+                })
+            } else {
+                p.read(fp.fetch_offset, part_max, min_one)
+            };
+            match read {
                 Ok(r) => {
                     let n = r.records.len();
                     total += n;

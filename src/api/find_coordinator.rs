@@ -1,6 +1,6 @@
-//! FindCoordinator (10): this broker coordinates every group (one node). Key type
-//! 0 is a group; type 1 (transactions) is not served yet, so COORDINATOR_NOT_AVAILABLE
-//! keeps transactional clients retrying rather than misusing us. v4+ batch keys.
+//! FindCoordinator (10): this broker coordinates every group and every
+//! transactional id (one node). Key type 0 is a group, 1 a transactional id. v4+
+//! batch keys.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,9 +11,8 @@ use crate::protocol::ResponseError;
 /// (error, node id, host, port) for one key.
 fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i32) {
     let err = match key_type {
-        0 if key.is_empty() => Some(ResponseError::InvalidRequest),
-        0 => None,
-        1 => Some(ResponseError::CoordinatorNotAvailable),
+        0 | 1 if key.is_empty() => Some(ResponseError::InvalidRequest),
+        0 | 1 => None,
         _ => Some(ResponseError::InvalidRequest),
     };
     match err {

@@ -2,7 +2,8 @@
 //!
 //! Ids come from blocks reserved in the metadata log, so an id is never handed
 //! out twice, even across crashes; a block is reserved only when the last is used.
-//! Transactional ids are not served yet.
+//! With a transactional id, the transaction coordinator (`txn/`) answers: a new
+//! id or an epoch bump, fencing the previous incarnation.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use parking_lot::Mutex;
@@ -44,8 +45,17 @@ impl ProducerIdBlock {
 
 pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let fail = |e: ResponseError| InitProducerIdResponse::default().with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    if let Some(tid) = req.transactional_id.as_ref() {
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        let broker = ctx.broker.clone();
+        // Called only for a new transactional id or an exhausted epoch; a metadata write
+        // happens once per block of ids, so blocking this task briefly is acceptable.
+        let alloc = || broker.producer_ids.next(&broker).map_err(|_| crate::txn::Error::Storage);
+        return match crate::txn::TxnCoordinator::init_producer_id(&ctx.broker, tid, i64::from(req.transaction_timeout_ms), expected, alloc).await {
+            Ok((pid, epoch)) => InitProducerIdResponse::default().with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
+            // PRODUCER_FENCED from v4 (KIP-588); older clients know INVALID_PRODUCER_EPOCH.
+            Err(e) => InitProducerIdResponse::default().with_error_code(e.code_for(ctx.api_version, 4)).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+        };
     }
     // KIP-360: a producer that already has an id may ask for an epoch bump.
     if req.producer_id.0 >= 0 {

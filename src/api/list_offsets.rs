@@ -1,6 +1,6 @@
 //! ListOffsets (2): earliest, latest, max-timestamp and by-timestamp offsets.
 //! Spark calls this around every poll, so earliest/latest read cached atomics and
-//! take no log lock.
+//! take no log lock (read_uncommitted; read_committed takes it briefly for the LSO).
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -13,6 +13,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
+/// `isolation_level` 1: only committed transactional data.
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let v = ctx.api_version;
@@ -36,14 +38,16 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffset
                             return r;
                         }
                     };
+                    // read_committed (v2+) sees up to the last stable offset, not the high watermark.
+                    let visible_end = if v >= 2 && req.isolation_level == READ_COMMITTED { log.last_stable_offset() } else { log.high_watermark() };
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        LATEST => Ok(Some((visible_end, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         // No tiered storage: nothing is pending upload.
                         EARLIEST_PENDING_UPLOAD => Ok(None),
                         // Never point past the high watermark: those records are not readable yet.
-                        MAX_TIMESTAMP => log.with_log(|l| Ok(l.max_timestamp())).map(|o| below(o, log.high_watermark())),
-                        ts if ts >= 0 => log.with_log(|l| l.offset_for_timestamp(ts)).map(|o| below(o, log.high_watermark())),
+                        MAX_TIMESTAMP => log.with_log(|l| Ok(l.max_timestamp())).map(|o| below(o, visible_end)),
+                        ts if ts >= 0 => log.with_log(|l| l.offset_for_timestamp(ts)).map(|o| below(o, visible_end)),
                         _ => {
                             r.error_code = ResponseError::InvalidRequest.code();
                             return r;

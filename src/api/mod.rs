@@ -3,6 +3,8 @@
 //! response for `ctx.api_version`. Handlers never touch sockets and never mutate
 //! metadata directly: they read the image and propose records.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod config_change;
@@ -15,6 +17,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod end_txn;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
@@ -35,6 +38,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::sync::Arc;
 

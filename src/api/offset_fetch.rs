@@ -1,7 +1,8 @@
 //! OffsetFetch (9): committed offsets of one group (v1-7) or several (v8+). No
 //! commit is offset -1 with empty metadata; with no topic list, every committed
 //! partition of topics that still exist. `require_stable` (v7+) reports a commit
-//! still on its way to disk as UNSTABLE_OFFSET_COMMIT.
+//! still on its way to disk, or staged by an unfinished transaction, as
+//! UNSTABLE_OFFSET_COMMIT.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,12 @@ fn answers(ctx: &RequestContext, image: &Image, group: &str, asked: Option<Vec<T
             Err(()) => (-1, -1, String::new(), ResponseError::UnstableOffsetCommit.code()),
             Ok(Some(Committed { offset, leader_epoch, metadata, .. })) if exists => (offset, leader_epoch, metadata, 0),
             Ok(_) => (-1, -1, String::new(), 0),
+        };
+        // Offsets staged by a transaction still open or completing are not stable yet.
+        let a = if stable && a.3 == 0 && ctx.broker.txns.has_pending_offset(group, &topic, p) {
+            (-1, -1, String::new(), ResponseError::UnstableOffsetCommit.code())
+        } else {
+            a
         };
         out.entry(topic).or_default().push((p, a));
     }

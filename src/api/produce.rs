@@ -37,11 +37,10 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
             // acks: 0 = none, 1 = leader, -1 = all in-sync replicas.
             let result = if !matches!(acks, -1..=1) {
                 Err(ResponseError::InvalidRequiredAcks.code())
-            } else if req.transactional_id.is_some() {
-                // Transactions are not served yet: refuse rather than mis-handle.
-                Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+            } else if let Some(tid) = req.transactional_id.as_ref() {
+                append_transactional(ctx, tid, topic, pd.index, pd.records)
             } else {
-                append(ctx, topic, pd.index, pd.records)
+                append(ctx, None, topic, pd.index, pd.records)
             };
             match result {
                 Ok((p, info)) => {
@@ -82,8 +81,31 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
     })
 }
 
+/// A Produce with a transactional id: its transactional batches are appended only if
+/// the partition is in the producer's open transaction (checked with the coordinator,
+/// which holds the transaction open across the append). Kafka answers the same way
+/// when its partition-level verification fails: INVALID_TXN_STATE.
+fn append_transactional(
+    ctx: &RequestContext,
+    tid: &str,
+    topic: Option<&Arc<crate::metadata::TopicImage>>,
+    partition: i32,
+    records: Option<bytes::Bytes>,
+) -> Result<(Arc<Partition>, crate::log::AppendInfo), i16> {
+    let first = records.as_deref().and_then(|r| crate::protocol::records::BatchHeader::parse(r).ok());
+    let (Some(h), Some(t)) = (first, topic) else {
+        return append(ctx, Some(tid), topic, partition, records);
+    };
+    if !h.is_transactional() {
+        return append(ctx, Some(tid), topic, partition, records);
+    }
+    let name = t.name.clone();
+    ctx.broker.txns.with_open_txn(tid, h.producer_id, h.producer_epoch, &name, partition, || append(ctx, Some(tid), topic, partition, records))
+}
+
 fn append(
     ctx: &RequestContext,
+    transactional_id: Option<&str>,
     topic: Option<&Arc<crate::metadata::TopicImage>>,
     partition: i32,
     records: Option<bytes::Bytes>,
@@ -91,8 +113,10 @@ fn append(
     // Produce carries no leader epoch to check (-1).
     let (p, leader_epoch) = leader_partition(&ctx.broker, topic, partition, -1)?;
     let records = records.ok_or(ResponseError::CorruptMessage.code())?;
-    // Control batches (transaction markers) are written by the broker, never by clients.
-    if crate::protocol::records::BatchIter::new(&records).any(|(h, _)| h.is_control()) {
+    // Control batches (transaction markers) are written by the broker, never by clients;
+    // transactional batches need the transactional id the coordinator checks them with.
+    let transactional_ok = transactional_id.is_some();
+    if crate::protocol::records::BatchIter::new(&records).any(|(h, _)| h.is_control() || (h.is_transactional() && !transactional_ok)) {
         return Err(ResponseError::InvalidRecord.code());
     }
     // The log rewrites base offsets in place, so it needs its own copy.

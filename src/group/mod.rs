@@ -320,6 +320,32 @@ impl GroupCoordinator {
         })
     }
 
+    /// The offsets of a committed transaction (the transaction coordinator calls this
+    /// after writing its markers): no member or generation check, since they were
+    /// staged by TxnOffsetCommit of a producer the coordinator already checked.
+    /// Resolves once they are durable.
+    pub async fn commit_txn_offsets(&self, group_id: &str, commits: Vec<(Tp, Committed)>) -> Result<()> {
+        let g = self.get_or_create(group_id);
+        let base = {
+            let mut gl = g.lock();
+            let base = self.append_commits(&gl.id, &commits)?;
+            for (tp, _) in &commits {
+                gl.offsets.begin(tp);
+            }
+            base
+        };
+        let durable = match (&self.store, base) {
+            (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
+            _ => true,
+        };
+        let mut gl = g.lock();
+        for (i, (tp, c)) in commits.into_iter().enumerate() {
+            let at = base.map_or(i64::MAX, |b| b + i as i64);
+            gl.offsets.finish(tp, durable.then_some((c, at)));
+        }
+        if durable { Ok(()) } else { Err(Error::Storage) }
+    }
+
     fn append_commits(&self, group: &str, commits: &[(Tp, Committed)]) -> Result<Option<i64>> {
         let Some(store) = &self.store else { return Ok(None) };
         if commits.is_empty() {

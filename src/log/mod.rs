@@ -23,6 +23,7 @@ mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod txn;
 
 #[cfg(test)]
 mod cleaner_tests;
@@ -40,6 +41,7 @@ pub use cleaner::{CleanStats, CleanerOptions};
 pub use partition::PartitionLog;
 pub use producer_state::{BatchMeta, MAX_PRODUCERS_PER_PARTITION, ProducerEntry};
 pub use retention::RetentionOutcome;
+pub use txn::{AbortedTxn, CommittedRead, TxnIndex};
 
 /// `retention.ms` / `retention.bytes` value meaning "no limit" (any negative value does).
 pub const UNLIMITED: i64 = -1;

@@ -40,6 +40,8 @@ pub struct PartitionLog {
     /// Offsets below this are durable (last `mark_synced`, or recovery/open).
     pub(super) recovery_point: i64,
     pub(super) producers: ProducerStateManager,
+    /// Open and aborted transactions (LSO, read_committed): see [`super::txn`].
+    pub(super) txn: super::txn::TxnIndex,
     /// Segments written since they were last synced: base offset → log end offset
     /// right after the last write to that segment.
     pub(super) unsynced: BTreeMap<i64, i64>,
@@ -189,6 +191,7 @@ impl PartitionLog {
         self.log_end_offset = next_offset;
         self.unsynced.insert(active_base, next_offset);
         self.producers.commit(updates);
+        self.txn.apply_all(records);
         debug_assert_eq!(
             self.log_end_offset,
             self.active().next_offset(),

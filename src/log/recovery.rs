@@ -135,6 +135,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         .map_or(first_base, |c| c.log_start_offset)
         .clamp(first_base, log_end_offset);
     let producers = rebuild_producers(dir, &segments, log_end_offset)?;
+    let txn = super::txn::TxnIndex::rebuild(&segments)?;
 
     for base in &recovered {
         segments[base].sync_all()?;
@@ -150,6 +151,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         log_end_offset,
         recovery_point: log_end_offset,
         producers,
+        txn,
         unsynced: BTreeMap::new(),
         dir_unsynced_from,
         parent_unsynced_from: created.then_some(log_end_offset),

@@ -3,6 +3,7 @@
 //! and Kafka error codes.
 
 pub mod bounds;
+pub mod control;
 pub mod record_codec;
 pub mod records;
 pub mod versions;

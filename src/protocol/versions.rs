@@ -39,6 +39,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    // Transactions (txn/), transaction version 1 only: AddPartitionsToTxn v4+ is the
+    // broker-to-broker form; EndTxn v5 and TxnOffsetCommit v5 belong to KIP-890's
+    // transaction version 2, which we do not advertise.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
@@ -87,6 +94,10 @@ mod tests {
         check::<OffsetDeleteRequest>(ApiKey::OffsetDelete);
         check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);
         check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
+        check::<AddPartitionsToTxnRequest>(ApiKey::AddPartitionsToTxn);
+        check::<AddOffsetsToTxnRequest>(ApiKey::AddOffsetsToTxn);
+        check::<EndTxnRequest>(ApiKey::EndTxn);
+        check::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
     }
 
     /// The README's table of served APIs lists exactly what ApiVersions advertises.

@@ -108,6 +108,14 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::IncrementalAlterConfigs => now!(IncrementalAlterConfigsRequest, api::incremental_alter_configs::handle),
         ApiKey::ConsumerGroupHeartbeat => now!(ConsumerGroupHeartbeatRequest, api::consumer_group_heartbeat::handle),
         ApiKey::ConsumerGroupDescribe => now!(ConsumerGroupDescribeRequest, api::consumer_group_describe::handle),
+        ApiKey::TxnOffsetCommit => now!(TxnOffsetCommitRequest, api::txn_offset_commit::handle),
+        // Transactions (txn/): these wait for the transaction log's fsync.
+        ApiKey::AddPartitionsToTxn => now!(AddPartitionsToTxnRequest, api::add_partitions_to_txn::handle),
+        ApiKey::AddOffsetsToTxn => now!(AddOffsetsToTxnRequest, api::add_offsets_to_txn::handle),
+        ApiKey::EndTxn => {
+            let req = EndTxnRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
+            Ok(later(correlation_id, version, api::end_txn::handle(&ctx, req)))
+        }
         // These wait (for other members, the leader, fsync): deferred so the
         // connection keeps reading, e.g. heartbeats sent while a JoinGroup is pending.
         ApiKey::JoinGroup => {

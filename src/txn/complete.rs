@@ -1,0 +1,145 @@
+//! Ending a prepared transaction: a COMMIT or ABORT marker to every partition in
+//! it, durable; on commit, the staged offsets to their groups, durable; then the
+//! Complete state to the transaction log. Each step is idempotent, so a completion
+//! that fails or is cut short by a crash is simply run again (the ticker retries;
+//! start-up resumes every transaction the log shows prepared). A second marker for
+//! a transaction already ended in a partition changes nothing there.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::error::{Error, Result};
+use super::state::{TxnMeta, TxnState};
+use crate::broker::Broker;
+use crate::group::Committed;
+use crate::log::manager::Durable;
+use crate::protocol::control::{ControlType, marker_batch};
+
+/// The coordinator epoch written in markers. One node, never moved: constant.
+pub const COORDINATOR_EPOCH: i32 = 0;
+
+/// Starts the completion of `id` unless one is running; the handle resolves when
+/// the transaction is complete (or the attempt failed and is left for a retry).
+pub fn spawn(broker: &Arc<Broker>, id: &str) -> Option<JoinHandle<Result<()>>> {
+    if !broker.txns.completing.lock().insert(id.to_string()) {
+        return None;
+    }
+    let (broker, id) = (broker.clone(), id.to_string());
+    Some(tokio::spawn(async move {
+        let r = run(&broker, &id).await;
+        if let Err(e) = &r {
+            tracing::warn!(transactional_id = %id, error = %e, "completing transaction failed; will retry");
+        }
+        broker.txns.completing.lock().remove(&id);
+        r
+    }))
+}
+
+/// Completes every prepared transaction with no completion running, once the
+/// transaction log is durable up to now (so no marker precedes its durable Prepare).
+pub fn resume_prepared(broker: &Arc<Broker>) {
+    let this = &broker.txns;
+    let prepared: Vec<String> = {
+        let completing = this.completing.lock();
+        this.txns
+            .read()
+            .iter()
+            .filter(|(id, m)| !completing.contains(*id) && m.lock().state.is_preparing())
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    if prepared.is_empty() {
+        return;
+    }
+    let end = this.store.as_ref().map(|s| s.end_offset());
+    let broker = broker.clone();
+    tokio::spawn(async move {
+        if broker.txns.wait_durable(end).await.is_err() {
+            return;
+        }
+        for id in prepared {
+            spawn(&broker, &id);
+        }
+    });
+}
+
+async fn run(broker: &Arc<Broker>, id: &str) -> Result<()> {
+    let Some(entry) = broker.txns.get(id) else { return Ok(()) };
+    let snapshot = entry.lock().clone();
+    let commit = match snapshot.state {
+        TxnState::PrepareCommit => true,
+        TxnState::PrepareAbort => false,
+        _ => return Ok(()),
+    };
+    write_markers(broker, &snapshot, commit).await?;
+    if commit {
+        apply_offsets(broker, &snapshot).await?;
+    }
+    let end = {
+        let mut m = entry.lock();
+        // Only this task moves a prepared transaction on (see `completing`).
+        debug_assert_eq!(m.state, snapshot.state);
+        let before = m.clone();
+        m.complete();
+        broker.txns.persist(&m).inspect_err(|_| *m = before)?
+    };
+    broker.txns.wait_durable(end).await?;
+    broker.txns.unstage(id, snapshot.groups.iter().cloned());
+    tracing::debug!(transactional_id = %id, commit, "transaction complete");
+    Ok(())
+}
+
+async fn write_markers(broker: &Arc<Broker>, m: &TxnMeta, commit: bool) -> Result<()> {
+    let image = broker.image();
+    let kind = if commit { ControlType::Commit } else { ControlType::Abort };
+    let now_ms = crate::log::system_time_ms();
+    let mut waits = Vec::with_capacity(m.partitions.len());
+    for (topic, partition) in &m.partitions {
+        // A topic deleted since it was added has no log left to mark.
+        let Some(t) = image.topic(topic) else { continue };
+        let p = match broker.partition(t, *partition) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(topic, partition, error = %e, "opening partition for a transaction marker failed");
+                return Err(Error::Storage);
+            }
+        };
+        let leader_epoch = t.partitions[*partition as usize].leader_epoch;
+        let mut batch = marker_batch(m.producer_id, m.producer_epoch, COORDINATOR_EPOCH, kind, now_ms);
+        match broker.logs.append(&p, &mut batch, leader_epoch) {
+            Ok(info) => waits.push((p, info.last_offset + 1)),
+            Err(e) => {
+                tracing::error!(topic, partition, error = %e, "writing a transaction marker failed");
+                return Err(Error::Storage);
+            }
+        }
+    }
+    for (p, end) in waits {
+        if p.wait_durable(end).await == Durable::Failed {
+            return Err(Error::Storage);
+        }
+    }
+    Ok(())
+}
+
+async fn apply_offsets(broker: &Arc<Broker>, m: &TxnMeta) -> Result<()> {
+    let now_ms = crate::log::system_time_ms();
+    for group in &m.groups {
+        let commits: Vec<_> = m
+            .pending_offsets
+            .iter()
+            .filter(|o| &o.group == group)
+            .map(|o| {
+                let c = Committed { offset: o.offset, leader_epoch: o.leader_epoch, metadata: o.metadata.clone(), commit_timestamp_ms: now_ms };
+                ((o.topic.clone(), o.partition), c)
+            })
+            .collect();
+        if commits.is_empty() {
+            continue;
+        }
+        broker.groups.commit_txn_offsets(group, commits).await.map_err(|_| Error::Storage)?;
+    }
+    Ok(())
+}

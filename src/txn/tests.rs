@@ -1,0 +1,184 @@
+//! Coordinator tests over a real broker (logs, transaction log, groups) in a
+//! temporary directory: markers, LSO and aborted lists, fencing, timeout, and
+//! restarts in the middle of a transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use super::*;
+use crate::api::RequestContext;
+use crate::config::Config;
+use crate::log::manager::Partition;
+
+const TOPIC: &str = "t";
+
+async fn open(dir: &std::path::Path) -> Arc<Broker> {
+    let mut c = Config::default();
+    c.set_listen("127.0.0.1:0").unwrap();
+    c.data_dir = dir.to_path_buf();
+    let broker = Broker::open(c).unwrap();
+    if broker.image().topic(TOPIC).is_none() {
+        let ctx = RequestContext { broker: broker.clone(), api_version: 7, client_id: None, client_host: String::new() };
+        let t = CreatableTopic::default().with_name(TopicName(StrBytes::from_static_str(TOPIC))).with_num_partitions(2).with_replication_factor(1);
+        let r = crate::api::create_topics::handle(&ctx, CreateTopicsRequest::default().with_topics(vec![t])).await;
+        assert_eq!(r.topics[0].error_code, 0);
+    }
+    broker
+}
+
+fn partition(b: &Broker, p: i32) -> Arc<Partition> {
+    let image = b.image();
+    b.partition(image.topic(TOPIC).unwrap(), p).unwrap().unwrap()
+}
+
+async fn init(b: &Arc<Broker>, tid: &str) -> Result<(i64, i16)> {
+    // Distinct ids across every test of the process; the broker's own block is private.
+    static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1000);
+    let alloc = || Ok(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    TxnCoordinator::init_producer_id(b, tid, 60_000, None, alloc).await
+}
+
+/// Appends `n` transactional records at sequence `seq` through the produce check.
+async fn produce(b: &Arc<Broker>, tid: &str, (pid, epoch): (i64, i16), p: i32, seq: i32, n: i32) -> std::result::Result<i64, i16> {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: seq + i,
+            timestamp: 0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    let part = partition(b, p);
+    let info = b.txns.with_open_txn(tid, pid, epoch, TOPIC, p, || b.logs.append(&part, &mut buf, 0).map_err(|_| -1))?;
+    part.wait_durable(info.last_offset + 1).await;
+    Ok(info.base_offset)
+}
+
+async fn settle<F: Fn() -> bool>(what: &str, cond: F) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn tp(p: i32) -> (String, i32) {
+    (TOPIC.to_string(), p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_and_abort_write_markers_and_move_the_lso() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path()).await;
+    let id = init(&b, "tx").await.unwrap();
+    assert_eq!(produce(&b, "tx", id, 0, 0, 2).await, Err(crate::protocol::ResponseError::InvalidTxnState.code()), "partition not added");
+    b.txns.add("tx", id.0, id.1, &[tp(0), tp(1)], None).await.unwrap();
+    let first = produce(&b, "tx", id, 0, 0, 3).await.unwrap();
+    let p0 = partition(&b, 0);
+    assert_eq!((p0.last_stable_offset(), p0.high_watermark()), (first, 3));
+    TxnCoordinator::end_txn(&b, "tx", id.0, id.1, false).await.unwrap();
+    assert_eq!(b.txns.describe("tx").unwrap().state, TxnState::CompleteAbort);
+    // Data 0..3, ABORT marker at 3; partition 1 got a marker for nothing.
+    assert_eq!((p0.last_stable_offset(), p0.high_watermark()), (4, 4));
+    let read = p0.read_committed(0, 1 << 20, true).unwrap();
+    assert_eq!(read.aborted, vec![crate::log::AbortedTxn { producer_id: id.0, first_offset: 0, last_offset: 3 }]);
+    assert_eq!(partition(&b, 1).high_watermark(), 1);
+
+    b.txns.add("tx", id.0, id.1, &[tp(0)], Some("g")).await.unwrap();
+    produce(&b, "tx", id, 0, 3, 1).await.unwrap();
+    let o = PendingOffset { group: "g".into(), topic: TOPIC.into(), partition: 1, offset: 42, leader_epoch: -1, metadata: String::new() };
+    b.txns.stage_offsets("tx", id.0, id.1, "g", vec![o]).unwrap();
+    assert_eq!(b.groups.fetch_offsets("g", None, false).len(), 0, "staged offsets are invisible");
+    TxnCoordinator::end_txn(&b, "tx", id.0, id.1, true).await.unwrap();
+    assert_eq!(p0.last_stable_offset(), 6);
+    assert_eq!(p0.read_committed(4, 1 << 20, true).unwrap().aborted, vec![]);
+    let offsets = b.groups.fetch_offsets("g", None, false);
+    assert_eq!(offsets[0].1.as_ref().unwrap().as_ref().unwrap().offset, 42);
+    // A retried commit is answered as done; an abort now is a state error.
+    TxnCoordinator::end_txn(&b, "tx", id.0, id.1, true).await.unwrap();
+    assert_eq!(TxnCoordinator::end_txn(&b, "tx", id.0, id.1, false).await, Err(Error::InvalidTxnState));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_incarnation_and_timeout_fence_and_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path()).await;
+    let old = init(&b, "tx").await.unwrap();
+    b.txns.add("tx", old.0, old.1, &[tp(0)], None).await.unwrap();
+    produce(&b, "tx", old, 0, 0, 2).await.unwrap();
+    assert_eq!(init(&b, "tx").await, Err(Error::ConcurrentTransactions), "the open transaction is being aborted");
+    settle("fence abort", || b.txns.describe("tx").unwrap().state == TxnState::CompleteAbort).await;
+    let new = init(&b, "tx").await.unwrap();
+    assert_eq!(new, (old.0, old.1 + 2));
+    let p0 = partition(&b, 0);
+    assert_eq!(p0.last_stable_offset(), p0.high_watermark());
+    assert_eq!(produce(&b, "tx", old, 0, 2, 1).await, Err(crate::protocol::ResponseError::InvalidProducerEpoch.code()));
+    assert_eq!(b.txns.add("tx", old.0, old.1, &[tp(0)], None).await, Err(Error::ProducerFenced));
+
+    // Timeout: the coordinator bumps the epoch and aborts.
+    b.txns.add("tx", new.0, new.1, &[tp(1)], None).await.unwrap();
+    produce(&b, "tx", new, 1, 0, 1).await.unwrap();
+    TxnCoordinator::expire(&b, crate::log::system_time_ms() + 60_001);
+    settle("timeout abort", || b.txns.describe("tx").unwrap().state == TxnState::CompleteAbort).await;
+    assert_eq!(b.txns.describe("tx").unwrap().producer_epoch, new.1 + 1);
+    let p1 = partition(&b, 1);
+    assert_eq!(p1.last_stable_offset(), p1.high_watermark());
+    assert_eq!(TxnCoordinator::end_txn(&b, "tx", new.0, new.1, true).await, Err(Error::ProducerFenced));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_open_transactions_open_and_finishes_prepared_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path()).await;
+    let a = init(&b, "open").await.unwrap();
+    b.txns.add("open", a.0, a.1, &[tp(0)], None).await.unwrap();
+    produce(&b, "open", a, 0, 0, 2).await.unwrap();
+    let c = init(&b, "prepared").await.unwrap();
+    b.txns.add("prepared", c.0, c.1, &[tp(1)], None).await.unwrap();
+    produce(&b, "prepared", c, 1, 0, 2).await.unwrap();
+    // Crash right after PrepareCommit was logged, before any marker.
+    let end = {
+        let entry = b.txns.get("prepared").unwrap();
+        let mut m = entry.lock();
+        assert_eq!(m.end(c.0, c.1, true), Ok(EndOutcome::Prepared));
+        b.txns.persist(&m).unwrap()
+    };
+    b.txns.wait_durable(end).await.unwrap();
+    drop(b);
+
+    let b = open(dir.path()).await;
+    assert_eq!(b.txns.describe("open").unwrap().state, TxnState::Ongoing);
+    let p0 = partition(&b, 0);
+    assert_eq!((p0.last_stable_offset(), p0.high_watermark()), (0, 2), "rebuilt from the log");
+    settle("prepared commit resumed", || b.txns.describe("prepared").unwrap().state == TxnState::CompleteCommit).await;
+    let p1 = partition(&b, 1);
+    assert_eq!((p1.last_stable_offset(), p1.high_watermark()), (3, 3));
+    assert!(p1.read_committed(0, 1 << 20, true).unwrap().aborted.is_empty());
+    // The new incarnation aborts the open one; the abort survives another restart.
+    assert_eq!(init(&b, "open").await, Err(Error::ConcurrentTransactions));
+    settle("abort", || b.txns.describe("open").unwrap().state == TxnState::CompleteAbort).await;
+    drop((p0, p1, b));
+    let b = open(dir.path()).await;
+    let p0 = partition(&b, 0);
+    assert_eq!(p0.last_stable_offset(), 3);
+    assert_eq!(p0.read_committed(0, 1 << 20, true).unwrap().aborted.len(), 1);
+}
