@@ -10,4 +10,5 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
+pub mod raft;
 pub mod server;

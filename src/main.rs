@@ -60,6 +60,7 @@ fn build_config(args: &Args) -> Result<Config, String> {
     if let Some(n) = args.node_id {
         c.node_id = n;
     }
+    c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
