@@ -320,7 +320,7 @@ impl Config {
             Err(Error::InvalidValue { key: key.into(), value: self.raw.get(key).cloned().unwrap_or_default(), reason })
         };
         if !self.role_controller {
-            return bad("process.roles", "a broker without the controller role is not supported yet; use broker,controller".into());
+            return bad("process.roles", "a broker without the controller role is not supported yet; use broker,controller or controller".into());
         }
         let voters = &self.controller_quorum_voters;
         if !voters.is_empty() && !self.controller_quorum_bootstrap_servers.is_empty() {
@@ -474,6 +474,10 @@ mod tests {
         let mut b = Config::default();
         b.set("process.roles", "broker").unwrap();
         assert!(b.validate().unwrap_err().to_string().contains("process.roles"));
+        let mut k = Config::default();
+        k.set("process.roles", "controller").unwrap();
+        k.validate().unwrap();
+        assert!(k.role_controller && !k.role_broker);
     }
 
     #[test]

@@ -266,6 +266,15 @@ async fn start_quorum(raft: &Raft, id: NodeId, voters: &BTreeMap<NodeId, String>
         if let Err(e) = raft.initialize(members).await {
             tracing::debug!(error = %e, "raft initialize (another voter may have done it)");
         }
+    } else {
+        // Voters are fixed when the quorum is first formed; changing them needs a
+        // membership change, which this version does not do. Say so instead of
+        // silently running with the stored set.
+        let stored: Vec<NodeId> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let configured: Vec<NodeId> = voters.keys().copied().collect();
+        if stored != configured {
+            tracing::warn!(?stored, ?configured, "controller.quorum.voters differs from the quorum formed earlier; the stored voters stay in force");
+        }
     }
     if voters.len() == 1 && voters.contains_key(&id) {
         raft.trigger().elect().await.map_err(fatal)?;
