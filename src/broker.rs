@@ -37,7 +37,7 @@ impl Broker {
     /// Open the data dir: identity, metadata log, then every partition's log.
     pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
         let identity = Identity::load_or_create(&config.data_dir, config.node_id)?;
-        let metadata = MetadataStore::open(&config.data_dir.join("__cluster_metadata-0"))?;
+        let metadata = MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum())?;
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
         let limits = crate::group::Limits::from_config(&config);
         let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;

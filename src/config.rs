@@ -25,6 +25,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What `queued.max.request.bytes=-1` means: as many bytes as a semaphore can count.
 pub const QUEUED_BYTES_UNBOUNDED: usize = usize::MAX >> 4;
 
+/// A voter of the metadata quorum (`controller.quorum.voters`: `id@host:port`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Voter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
 /// Everything the broker needs to start. Fields in Kafka units (bytes, ms).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -84,6 +92,19 @@ pub struct Config {
     pub offsets_retention_minutes: u64,
     /// `offsets.retention.check.interval.ms`: how often offset expiry runs.
     pub offsets_retention_check_interval_ms: u64,
+    /// `process.roles`: serve Kafka clients (broker) and/or vote on the metadata
+    /// log (controller). Default: both, as a one-node combined cluster.
+    pub role_broker: bool,
+    pub role_controller: bool,
+    /// `controller.quorum.voters`; empty = this node alone is the quorum.
+    pub controller_quorum_voters: Vec<Voter>,
+    /// `controller.quorum.bootstrap.servers` (host:port): accepted for a standalone
+    /// controller only, since voters need ids here (see `validate`).
+    pub controller_quorum_bootstrap_servers: Vec<String>,
+    /// `controller.listener.names`: which `listeners` entries are the raft transport.
+    pub controller_listener_names: Vec<String>,
+    /// The `CONTROLLER://host:port` entry of `listeners`, where the raft transport listens.
+    pub controller_listen: Option<SocketAddr>,
     /// The raw key/value pairs as given (file, then overrides), for DescribeConfigs.
     pub raw: BTreeMap<String, String>,
 }
@@ -126,6 +147,12 @@ impl Default for Config {
             offset_metadata_max_bytes: 4096,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
+            role_broker: true,
+            role_controller: true,
+            controller_quorum_voters: Vec::new(),
+            controller_quorum_bootstrap_servers: Vec::new(),
+            controller_listener_names: vec!["CONTROLLER".into()],
+            controller_listen: None,
             raw: BTreeMap::new(),
         }
     }
@@ -273,16 +300,45 @@ impl Config {
                 }
                 self.log_cleanup_policy = value.to_string();
             }
-            "listeners" | "advertised.listeners" => {
-                // Honoured through --listen/--advertise; accept the first PLAINTEXT://host:port.
-                if let Some(addr) = first_listener(value) {
-                    let (host, port) = split_host_port(key, &addr)?;
-                    if key == "listeners" {
-                        self.listen = resolve(key, &host, port)?;
-                    }
-                    self.advertise_host = host;
-                    self.advertise_port = port as i32;
+            "listeners" | "advertised.listeners" => self.set_listeners(key, value)?,
+            "controller.listener.names" => {
+                let names: Vec<String> = value.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+                if names.is_empty() {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "empty list".into() });
                 }
+                self.controller_listener_names = names;
+                // `listeners` may have come first: sort its entries again by the new names.
+                for k in ["listeners", "advertised.listeners"] {
+                    if let Some(v) = self.raw.get(k).cloned() {
+                        self.set_listeners(k, &v)?;
+                    }
+                }
+            }
+            "process.roles" => {
+                let (mut broker, mut controller) = (false, false);
+                for role in value.split(',').map(str::trim) {
+                    match role {
+                        "broker" if !broker => broker = true,
+                        "controller" if !controller => controller = true,
+                        _ => {
+                            return Err(Error::InvalidValue {
+                                key: key.into(),
+                                value: value.into(),
+                                reason: "expected broker, controller or broker,controller".into(),
+                            });
+                        }
+                    }
+                }
+                (self.role_broker, self.role_controller) = (broker, controller);
+            }
+            "controller.quorum.voters" => self.controller_quorum_voters = parse_voters(key, value)?,
+            "controller.quorum.bootstrap.servers" => {
+                let mut servers = Vec::new();
+                for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    split_host_port(key, s)?;
+                    servers.push(s.to_string());
+                }
+                self.controller_quorum_bootstrap_servers = servers;
             }
             // Read from `raw` by the transaction coordinator (txn::Settings); checked here.
             "transaction.max.timeout.ms" | "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
@@ -291,6 +347,76 @@ impl Config {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// `listeners` / `advertised.listeners`: entries named in `controller.listener.names`
+    /// are the raft transport; the first other entry serves (or advertises) Kafka clients.
+    fn set_listeners(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut client_seen = false;
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((name, addr)) = entry.split_once("://") else {
+                return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "expected NAME://HOST:PORT entries".into() });
+            };
+            let (host, port) = split_host_port(key, addr)?;
+            if self.controller_listener_names.iter().any(|n| n == name) {
+                if key == "listeners" {
+                    self.controller_listen = Some(resolve(key, &host, port)?);
+                }
+            } else if !client_seen {
+                client_seen = true;
+                if key == "listeners" {
+                    self.listen = resolve(key, &host, port)?;
+                }
+                self.advertise_host = host;
+                self.advertise_port = port as i32;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks, as Kafka makes them at start; each error names the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, reason: String| {
+            Err(Error::InvalidValue { key: key.into(), value: self.raw.get(key).cloned().unwrap_or_default(), reason })
+        };
+        if !self.role_controller {
+            return bad("process.roles", "a broker without the controller role is not supported yet; use broker,controller or controller".into());
+        }
+        let voters = &self.controller_quorum_voters;
+        if !voters.is_empty() && !self.controller_quorum_bootstrap_servers.is_empty() {
+            return bad("controller.quorum.bootstrap.servers", "set either controller.quorum.voters or controller.quorum.bootstrap.servers, not both".into());
+        }
+        if self.controller_quorum_bootstrap_servers.len() > 1 {
+            return bad(
+                "controller.quorum.bootstrap.servers",
+                "a dynamic quorum of several controllers is not supported yet; list them in controller.quorum.voters (id@host:port)".into(),
+            );
+        }
+        if !voters.is_empty() && !voters.iter().any(|v| v.id == self.node_id) {
+            return bad("controller.quorum.voters", format!("node.id {} has the controller role but is not among the voters", self.node_id));
+        }
+        if voters.len() > 1 && self.controller_listen.is_none() {
+            return bad(
+                "controller.listener.names",
+                format!("no entry of listeners is named {} for the controller quorum to listen on", self.controller_listener_names.join(",")),
+            );
+        }
+        if voters.len() > 1 && self.role_broker && self.controller_listen.map(|c| c.port()) == Some(self.listen.port()) && self.listen.port() != 0 {
+            return bad("listeners", "the controller listener and the client listener need different ports".into());
+        }
+        Ok(())
+    }
+
+    /// The metadata quorum this node takes part in.
+    pub fn quorum(&self) -> crate::metadata::store::Quorum {
+        let mut q = crate::metadata::store::Quorum::single(self.node_id as u64);
+        if !self.controller_quorum_voters.is_empty() {
+            q.voters = self.controller_quorum_voters.iter().map(|v| (v.id as u64, format!("{}:{}", v.host, v.port))).collect();
+        }
+        if q.voters.len() > 1 {
+            q.listen = self.controller_listen;
+        }
+        q
     }
 
     pub fn set_listen(&mut self, value: &str) -> Result<()> {
@@ -309,8 +435,26 @@ impl Config {
     }
 }
 
-fn first_listener(value: &str) -> Option<String> {
-    value.split(',').map(str::trim).find_map(|l| l.split_once("://").map(|(_, a)| a.to_string()))
+/// `1@host:port,2@host:port`: ids unique and non-negative.
+fn parse_voters(key: &str, value: &str) -> Result<Vec<Voter>> {
+    let bad = |reason: String| Error::InvalidValue { key: key.into(), value: value.into(), reason };
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry.split_once('@').ok_or_else(|| bad(format!("{entry:?} is not ID@HOST:PORT")))?;
+        let id: i32 = id.trim().parse().map_err(|_| bad(format!("{id:?} is not a node id")))?;
+        if id < 0 {
+            return Err(bad(format!("node id {id} is negative")));
+        }
+        if voters.iter().any(|v| v.id == id) {
+            return Err(bad(format!("node id {id} is listed twice")));
+        }
+        let (host, port) = split_host_port(key, addr)?;
+        voters.push(Voter { id, host, port });
+    }
+    if voters.is_empty() {
+        return Err(bad("no voters".into()));
+    }
+    Ok(voters)
 }
 
 fn split_host_port(key: &str, value: &str) -> Result<(String, u16)> {
@@ -385,6 +529,44 @@ mod tests {
             assert!(c.set(k, v).is_err(), "{k}={v}");
         }
         assert!(c.set("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308").is_ok());
+    }
+
+    #[test]
+    fn quorum_keys_parse_and_validate_like_kafka() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.quorum().voters.len(), 1);
+        c.set("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095").unwrap();
+        // No CONTROLLER listener yet.
+        assert!(c.validate().unwrap_err().to_string().contains("controller.listener.names"));
+        c.set("listeners", "RAFT://127.0.0.1:9093,PLAINTEXT://127.0.0.1:19092").unwrap();
+        c.set("controller.listener.names", "RAFT").unwrap();
+        assert_eq!(c.controller_listen.unwrap().port(), 9093);
+        assert_eq!(c.listen.port(), 19092);
+        c.validate().unwrap();
+        let q = c.quorum();
+        assert_eq!(q.voters.len(), 3);
+        assert_eq!(q.voters[&2], "127.0.0.1:9094");
+        c.set("node.id", "4").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("controller.quorum.voters"));
+        for (k, v) in [
+            ("controller.quorum.voters", "1@x"),
+            ("controller.quorum.voters", "a@h:1"),
+            ("controller.quorum.voters", "1@h:1,1@h:2"),
+            ("process.roles", "broker,broker"),
+            ("process.roles", "leader"),
+            ("listeners", "127.0.0.1:9092"),
+        ] {
+            let e = Config::default().set(k, v).unwrap_err().to_string();
+            assert!(e.contains(k), "{e}");
+        }
+        let mut b = Config::default();
+        b.set("process.roles", "broker").unwrap();
+        assert!(b.validate().unwrap_err().to_string().contains("process.roles"));
+        let mut k = Config::default();
+        k.set("process.roles", "controller").unwrap();
+        k.validate().unwrap();
+        assert!(k.role_controller && !k.role_broker);
     }
 
     #[test]

@@ -10,5 +10,6 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
+pub mod raft;
 pub mod server;
 pub mod txn;

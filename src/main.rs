@@ -60,12 +60,14 @@ fn build_config(args: &Args) -> Result<Config, String> {
     if let Some(n) = args.node_id {
         c.node_id = n;
     }
+    c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // openraft narrates every election and vote at info; its warnings are what an operator needs.
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -88,6 +90,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
+    if !config.role_broker {
+        return run_controller(config).await;
+    }
     let started = std::time::Instant::now();
     let broker = Broker::open(config).map_err(|e| e.to_string())?;
     let server = Server::start(broker.clone()).await.map_err(|e| format!("cannot listen on {}: {e}", broker.config.listen))?;
@@ -102,6 +107,27 @@ async fn run(config: Config) -> Result<(), String> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// `process.roles=controller`: a quorum member that serves no Kafka clients.
+async fn run_controller(config: Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let identity = sluice::metadata::identity::Identity::load_or_create(&config.data_dir, config.node_id).map_err(|e| e.to_string())?;
+    let store = sluice::metadata::MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum())
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        raft_addr = ?store.raft().listen_addr,
+        data_dir = %config.data_dir.display(),
+        cluster_id = %identity.cluster_id,
+        node_id = config.node_id,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "sluice controller is serving"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    store.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -60,7 +60,7 @@ async fn grow(ctx: &RequestContext, name: &str, count: i32, assignments: Option<
                     .map(|p| MetadataRecord::Partition { topic_id: t.id, partition: p, leader: node, leader_epoch: 0, replicas: vec![node], isr: vec![node] })
                     .collect())
             })
-            .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
+            .map_err(|e| (super::metadata_error(&e), e.to_string()))?;
         let t = image.topic(&name).expect("exists: just grown").clone();
         for p in current..count {
             broker.partition(&t, p).map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;

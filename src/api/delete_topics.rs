@@ -67,7 +67,7 @@ async fn delete_one(ctx: &RequestContext, name: Option<String>, id: Uuid) -> Res
             .map_err(|e| match e {
                 crate::metadata::store::Error::Rejected(_) if by_id => ResponseError::UnknownTopicId,
                 crate::metadata::store::Error::Rejected(_) => ResponseError::UnknownTopicOrPartition,
-                _ => ResponseError::KafkaStorageError,
+                other => super::metadata_error(&other),
             })?;
         let (name, id, partitions) = found.expect("set when the proposal succeeded");
         for p in 0..partitions {

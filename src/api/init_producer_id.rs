@@ -37,7 +37,8 @@ impl ProducerIdBlock {
                 start = img.next_producer_id;
                 Ok(vec![MetadataRecord::ProducerIds { next_producer_id: start + BLOCK_SIZE }])
             })
-            .map_err(|_| ResponseError::KafkaStorageError)?;
+            // A quorum without a leader is worth a retry; the producer retries this code.
+            .map_err(|e| if e.is_retriable() { ResponseError::CoordinatorNotAvailable } else { ResponseError::KafkaStorageError })?;
         *range = Some((start + 1, start + BLOCK_SIZE));
         Ok(start)
     }

@@ -15,6 +15,7 @@ pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_quorum;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod end_txn;
@@ -59,6 +60,13 @@ impl RequestContext {
     pub fn node_id(&self) -> i32 {
         self.broker.config.node_id
     }
+}
+
+/// The Kafka error for a metadata proposal that failed for a reason other than
+/// its records being rejected: retriable NOT_CONTROLLER while the quorum has no
+/// leader (the client retries, possibly elsewhere), else KAFKA_STORAGE_ERROR.
+pub fn metadata_error(e: &crate::metadata::store::Error) -> crate::protocol::ResponseError {
+    if e.is_retriable() { crate::protocol::ResponseError::NotController } else { crate::protocol::ResponseError::KafkaStorageError }
 }
 
 pub fn str_bytes(s: &str) -> StrBytes {

@@ -113,7 +113,7 @@ pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid
                 crate::metadata::store::Error::Rejected(ApplyError::TopicExists(n)) => {
                     CreateError::new(ResponseError::TopicAlreadyExists, format!("Topic '{n}' already exists."))
                 }
-                other => CreateError::new(ResponseError::KafkaStorageError, other.to_string()),
+                other => CreateError::new(super::metadata_error(&other), other.to_string()),
             })?;
         if let Some(e) = rejected {
             return Err(e);

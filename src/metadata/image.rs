@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::record::{ConfigResource, MetadataRecord};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
@@ -18,7 +19,7 @@ pub struct PartitionImage {
     pub isr: Vec<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub id: Uuid,
@@ -41,7 +42,8 @@ pub struct Image {
     pub next_producer_id: i64,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// Serialisable: a leader's verdict on a forwarded proposal travels back with it.
+#[derive(Debug, thiserror::Error, PartialEq, Clone, Serialize, Deserialize)]
 pub enum ApplyError {
     #[error("topic {0} already exists")]
     TopicExists(String),
@@ -53,7 +55,44 @@ pub enum ApplyError {
     UnknownTopic(String),
 }
 
+/// The image as stored in a snapshot: plain data, no shared pointers or indexes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageSnapshot {
+    pub last_offset: i64,
+    pub topics: Vec<TopicImage>,
+    pub broker_configs: BTreeMap<String, String>,
+    pub broker_default_configs: BTreeMap<String, String>,
+    pub next_producer_id: i64,
+}
+
 impl Image {
+    /// The image of an empty cluster. Producer ids start at 1000, as they always have.
+    pub fn empty() -> Image {
+        Image { last_offset: -1, next_producer_id: 1000, ..Default::default() }
+    }
+
+    pub fn to_snapshot(&self) -> ImageSnapshot {
+        ImageSnapshot {
+            last_offset: self.last_offset,
+            topics: self.topics.values().map(|t| (**t).clone()).collect(),
+            broker_configs: self.broker_configs.clone(),
+            broker_default_configs: self.broker_default_configs.clone(),
+            next_producer_id: self.next_producer_id,
+        }
+    }
+
+    pub fn from_snapshot(s: ImageSnapshot) -> Image {
+        let topic_names_by_id = s.topics.iter().map(|t| (t.id, t.name.clone())).collect();
+        Image {
+            last_offset: s.last_offset,
+            topics: s.topics.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect(),
+            topic_names_by_id,
+            broker_configs: s.broker_configs,
+            broker_default_configs: s.broker_default_configs,
+            next_producer_id: s.next_producer_id,
+        }
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topics.get(name)
     }

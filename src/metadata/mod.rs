@@ -3,6 +3,9 @@
 
 pub mod identity;
 pub mod image;
+pub mod legacy;
+#[cfg(test)]
+mod quorum_tests;
 pub mod record;
 pub mod store;
 

@@ -1,31 +1,24 @@
-//! The metadata log and the current image.
+//! The metadata log and the current image, behind the controller quorum.
 //!
 //! Every change to topics, partitions, configs or producer-id blocks is proposed
-//! as a batch of records. A batch is checked by applying it to a copy of the
-//! image, written to the log with a CRC and fsynced, and only then published, so
-//! a handler that sees a new image knows it survives a crash.
+//! as a batch of records. `propose` checks the batch against the latest image
+//! under a lock and returns only once the batch is committed by the quorum and
+//! applied here, so a handler that sees the new image knows it is durable on a
+//! majority of controllers. With one controller (the default) that majority is
+//! this node's own fsync'd raft log; `raft/` is the same code either way.
 //!
-//! On one node the log is a local file: a one-voter quorum whose commit point is
-//! its own fsync. The cluster work puts openraft behind the same `propose` /
-//! `image` pair (the log entries are these record batches), so handlers do not
-//! change when the quorum grows.
-//!
-//! Entry layout: `len: u32 | crc32c(payload): u32 | payload`, payload the JSON of
-//! `Entry`. A torn or corrupt tail is cut off on open: it was never acknowledged.
+//! On disk, under this directory: `raft/` (raft log, vote, snapshot), and, in a
+//! data dir from before the quorum, the old `metadata.log`, imported on start
+//! (`legacy`) and renamed `metadata.log.imported` once a snapshot holds it.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
-
 use super::image::{ApplyError, Image};
 use super::record::MetadataRecord;
-
-/// A generous cap: a batch creating thousands of partitions stays well under it.
-const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
+use crate::raft::{NodeConfig, NodeId, RaftNode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,114 +28,109 @@ pub enum Error {
     Rejected(#[from] ApplyError),
     #[error("metadata log {path} is corrupt at entry {offset}: {reason}")]
     Corrupt { path: PathBuf, offset: i64, reason: String },
+    /// Retriable: the quorum has no reachable leader right now.
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
+}
+
+impl Error {
+    /// True when the client should retry (e.g. after an election).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<crate::raft::Error> for Error {
+    fn from(e: crate::raft::Error) -> Self {
+        use crate::raft::Error as R;
+        match e {
+            R::Rejected(a) => Error::Rejected(a),
+            R::NoLeader(m) => Error::Unavailable(m),
+            R::ShuttingDown => Error::Unavailable("shutting down".into()),
+            R::Storage(m) => Error::Quorum(m),
+            R::Io(e) => Error::Io(e),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    offset: i64,
-    records: Vec<MetadataRecord>,
+/// Who votes on the metadata log and where this node's raft transport listens.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    pub node_id: NodeId,
+    /// Voter id → raft transport address (`host:port`).
+    pub voters: BTreeMap<NodeId, String>,
+    pub listen: Option<SocketAddr>,
+}
+
+impl Quorum {
+    /// This node alone: a one-voter quorum with no transport.
+    pub fn single(node_id: NodeId) -> Quorum {
+        Quorum { node_id, voters: BTreeMap::from([(node_id, String::new())]), listen: None }
+    }
 }
 
 pub struct MetadataStore {
-    path: PathBuf,
-    /// Serialises proposals: the file append and image publication happen in order.
-    file: Mutex<File>,
-    /// The newest published image; readers clone the Arc and never block writers long.
-    image: RwLock<Arc<Image>>,
+    dir: PathBuf,
+    node: RaftNode,
 }
 
 impl MetadataStore {
+    /// A single-voter store (node 1), as tests and a config-less start use.
     pub fn open(dir: &Path) -> Result<MetadataStore> {
+        Self::open_quorum(dir, Quorum::single(1))
+    }
+
+    pub fn open_quorum(dir: &Path, quorum: Quorum) -> Result<MetadataStore> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("metadata.log");
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
-        let mut image = Image { last_offset: -1, next_producer_id: 1000, ..Default::default() };
-        let good_len = replay(&path, &mut file, &mut image)?;
-        if good_len < file.metadata()?.len() {
-            tracing::warn!(path = %path.display(), good_len, "truncating torn metadata log tail");
-            file.set_len(good_len)?;
-            file.sync_all()?;
+        let legacy_path = dir.join("metadata.log");
+        let (base, legacy) = if legacy_path.exists() {
+            (super::legacy::replay(&legacy_path)?, Some(legacy_path))
+        } else {
+            (Image::empty(), None)
+        };
+        let importing = legacy.is_some();
+        let cfg = NodeConfig { node_id: quorum.node_id, voters: quorum.voters, listen: quorum.listen, dir: dir.join("raft") };
+        let node = RaftNode::open(cfg, base, legacy)?;
+        if importing {
+            // Make the import a raft snapshot now, so followers get it and the old file retires.
+            node.trigger_snapshot();
         }
-        Ok(MetadataStore { path, file: Mutex::new(file), image: RwLock::new(Arc::new(image)) })
+        Ok(MetadataStore { dir: dir.to_path_buf(), node })
     }
 
     pub fn image(&self) -> Arc<Image> {
-        self.image.read().clone()
+        self.node.image()
     }
 
-    /// Validate, log durably, then publish `records` as one atomic batch.
-    /// `build` sees the latest image under the proposal lock, so read-check-write
-    /// (e.g. "create unless it exists") cannot race another proposal.
+    /// Check, commit through the quorum, apply, then return the image holding
+    /// `records` as one atomic batch. `build` sees the latest image under the
+    /// proposal lock, so read-check-write (e.g. "create unless it exists") cannot
+    /// race another proposal; it may run more than once when the leader's image
+    /// moved on before a forwarded batch arrived. Blocking: call it from a
+    /// blocking thread.
     pub fn propose<F>(&self, build: F) -> Result<Arc<Image>>
     where
-        F: FnOnce(&Image) -> std::result::Result<Vec<MetadataRecord>, ApplyError>,
+        F: FnMut(&Image) -> std::result::Result<Vec<MetadataRecord>, ApplyError>,
     {
-        let mut file = self.file.lock();
-        let current = self.image();
-        let records = build(&current)?;
-        if records.is_empty() {
-            return Ok(current);
-        }
-        let offset = current.last_offset + 1;
-        let mut next = (*current).clone();
-        for r in &records {
-            next.apply(offset, r)?;
-        }
-        let payload = serde_json::to_vec(&Entry { offset, records }).expect("metadata records always serialise");
-        assert!(payload.len() <= ENTRY_BYTES_MAX, "metadata entry of {} bytes", payload.len());
-        let mut buf = Vec::with_capacity(8 + payload.len());
-        buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-        buf.extend_from_slice(&payload);
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        let next = Arc::new(next);
-        *self.image.write() = next.clone();
-        Ok(next)
+        Ok(self.node.propose(build)?)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.dir
     }
-}
 
-/// Apply every whole, valid entry; return the byte length of that good prefix.
-fn replay(path: &Path, file: &mut File, image: &mut Image) -> Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)?;
-    let mut pos = 0usize;
-    while data.len() - pos >= 8 {
-        let len = u32::from_be_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_be_bytes(data[pos + 4..pos + 8].try_into().expect("4 bytes"));
-        if len > ENTRY_BYTES_MAX || data.len() - pos - 8 < len {
-            break;
-        }
-        let payload = &data[pos + 8..pos + 8 + len];
-        if crc32c::crc32c(payload) != crc {
-            break;
-        }
-        let entry: Entry = serde_json::from_slice(payload).map_err(|e| Error::Corrupt {
-            path: path.to_path_buf(),
-            offset: image.last_offset + 1,
-            reason: e.to_string(),
-        })?;
-        if entry.offset != image.last_offset + 1 {
-            return Err(Error::Corrupt { path: path.to_path_buf(), offset: entry.offset, reason: "offset gap".into() });
-        }
-        for r in &entry.records {
-            image.apply(entry.offset, r).map_err(|e| Error::Corrupt {
-                path: path.to_path_buf(),
-                offset: entry.offset,
-                reason: e.to_string(),
-            })?;
-        }
-        pos += 8 + len;
+    pub fn raft(&self) -> &RaftNode {
+        &self.node
     }
-    file.seek(SeekFrom::End(0))?;
-    Ok(pos as u64)
+
+    /// Stop the raft transport and openraft (the broker's shutdown path).
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn replays_after_reopen_and_cuts_torn_tail() {
+    fn replays_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let id = {
             let s = MetadataStore::open(dir.path()).unwrap();
@@ -173,19 +161,12 @@ mod tests {
             create(&s, "b", 1);
             id
         };
-        // Simulate a torn write: half an entry at the end.
-        let path = dir.path().join("metadata.log");
-        let good = std::fs::metadata(&path).unwrap().len();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[0, 0, 1, 0, 9, 9]).unwrap();
-        drop(f);
         let s = MetadataStore::open(dir.path()).unwrap();
         let img = s.image();
         assert_eq!(img.topic("a").unwrap().partitions.len(), 3);
         assert_eq!(img.topic_by_id(&id).unwrap().name, "a");
         assert!(img.topic("b").is_some());
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
-        // And the log keeps growing densely after the cut.
+        // And metadata offsets stay dense across the restart (elections add no batches).
         create(&s, "c", 1);
         assert_eq!(s.image().last_offset, 2);
     }
@@ -195,10 +176,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = MetadataStore::open(dir.path()).unwrap();
         create(&s, "a", 1);
-        let before = std::fs::metadata(s.path()).unwrap().len();
+        let before = s.node.applied_index();
         let err = s.propose(|_| Ok(vec![MetadataRecord::Topic { name: "a".into(), id: Uuid::new_v4() }]));
         assert!(matches!(err, Err(Error::Rejected(ApplyError::TopicExists(_)))));
-        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), before);
+        assert_eq!(s.node.applied_index(), before);
         assert_eq!(s.image().last_offset, 0);
+    }
+
+    #[test]
+    fn imports_a_pre_quorum_log_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::new_v4();
+        let old = vec![
+            vec![MetadataRecord::Topic { name: "old".into(), id }],
+            vec![MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1] }],
+        ];
+        super::super::legacy::tests::write_old_log(&dir.path().join("metadata.log"), &old);
+        {
+            let s = MetadataStore::open(dir.path()).unwrap();
+            assert_eq!(s.image().topic("old").unwrap().partitions.len(), 1);
+            create(&s, "new", 1);
+            assert_eq!(s.image().last_offset, 2);
+        }
+        // The import became a snapshot and the old file retired; both topics survive.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while dir.path().join("metadata.log").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(dir.path().join("metadata.log.imported").exists());
+        let s = MetadataStore::open(dir.path()).unwrap();
+        assert!(s.image().topic("old").is_some() && s.image().topic("new").is_some());
+        assert_eq!(s.image().last_offset, 2);
     }
 }

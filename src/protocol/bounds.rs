@@ -416,7 +416,7 @@ mod tests {
         24 => AddPartitionsToTxnRequest, 25 => AddOffsetsToTxnRequest, 26 => EndTxnRequest,
         28 => TxnOffsetCommitRequest, 32 => DescribeConfigsRequest, 33 => AlterConfigsRequest,
         35 => DescribeLogDirsRequest, 37 => CreatePartitionsRequest, 42 => DeleteGroupsRequest,
-        44 => IncrementalAlterConfigsRequest, 47 => OffsetDeleteRequest,
+        44 => IncrementalAlterConfigsRequest, 47 => OffsetDeleteRequest, 55 => DescribeQuorumRequest,
         60 => DescribeClusterRequest, 61 => DescribeProducersRequest,
         68 => ConsumerGroupHeartbeatRequest, 69 => ConsumerGroupDescribeRequest,
     }

@@ -19,6 +19,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    // The metadata quorum (raft/): answered by its leader.
+    (ApiKey::DescribeQuorum, 0, 2),
     // Consumer groups (group/): classic protocol and committed offsets.
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
@@ -77,6 +79,7 @@ mod tests {
         check::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
         check::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
         check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        check::<DescribeQuorumRequest>(ApiKey::DescribeQuorum);
         check::<DeleteRecordsRequest>(ApiKey::DeleteRecords);
         check::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs);
         check::<AlterConfigsRequest>(ApiKey::AlterConfigs);

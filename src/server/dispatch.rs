@@ -94,6 +94,7 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::OffsetForLeaderEpoch => now!(OffsetForLeaderEpochRequest, api::offset_for_leader_epoch::handle),
         ApiKey::DescribeConfigs => now!(DescribeConfigsRequest, api::describe_configs::handle),
         ApiKey::DescribeCluster => now!(DescribeClusterRequest, api::describe_cluster::handle),
+        ApiKey::DescribeQuorum => now!(DescribeQuorumRequest, api::describe_quorum::handle),
         ApiKey::FindCoordinator => now!(FindCoordinatorRequest, api::find_coordinator::handle),
         ApiKey::Heartbeat => now!(HeartbeatRequest, api::heartbeat::handle),
         ApiKey::LeaveGroup => now!(LeaveGroupRequest, api::leave_group::handle),

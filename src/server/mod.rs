@@ -37,7 +37,7 @@ impl Server {
         Ok(Server { local_addr, shutdown_tx, task, broker })
     }
 
-    /// Stop accepting, drain connections, close the logs (fsync).
+    /// Stop accepting, drain connections, close the logs (fsync), stop the metadata quorum.
     pub async fn shutdown(self) -> Result<(), crate::log::Error> {
         let _ = self.shutdown_tx.send(true);
         // Waiting JoinGroup/SyncGroup answers would otherwise hold their connections.
@@ -48,6 +48,8 @@ impl Server {
         let logs = self.broker.logs.clone();
         let closed = tokio::task::spawn_blocking(move || logs.close()).await.expect("close task does not panic");
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs closed");
+        // Last: the raft transport and openraft (a leader steps away with its log fsync'd).
+        self.broker.metadata.shutdown().await;
         closed
     }
 }

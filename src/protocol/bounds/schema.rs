@@ -576,6 +576,11 @@ const OFFSET_DELETE: &[Field] = &[
     f("Topics", Array(OFFSET_DELETE_TOPICS), 0, MAX),
 ];
 
+// DescribeQuorumRequest
+const DESCRIBE_QUORUM_PARTITIONS: &[Field] = &[f("PartitionIndex", Int32, 0, MAX)];
+const DESCRIBE_QUORUM_TOPICS: &[Field] = &[f("TopicName", String, 0, MAX), f("Partitions", Array(DESCRIBE_QUORUM_PARTITIONS), 0, MAX)];
+const DESCRIBE_QUORUM: &[Field] = &[f("Topics", Array(DESCRIBE_QUORUM_TOPICS), 0, MAX)];
+
 // DescribeClusterRequest
 const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeClusterAuthorizedOperations", Bool, 0, MAX),
@@ -672,6 +677,7 @@ pub(super) static MESSAGES: &[Message] = &[
         INCREMENTAL_ALTER_CONFIGS,
     ),
     msg(47, "OffsetDeleteRequest", 0, 0, MAX, OFFSET_DELETE),
+    msg(55, "DescribeQuorumRequest", 0, 2, 0, DESCRIBE_QUORUM),
     msg(60, "DescribeClusterRequest", 0, 2, 0, DESCRIBE_CLUSTER), // newer than snapshot; see header. Snapshot max 1
     msg(61, "DescribeProducersRequest", 0, 0, 0, DESCRIBE_PRODUCERS),
     msg(

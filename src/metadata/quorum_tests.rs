@@ -1,0 +1,113 @@
+//! Three controllers on loopback over the real TCP transport: proposals through
+//! the leader and through a follower, convergence, leader loss and re-election,
+//! and a restarted node catching up (from a snapshot once the log is purged).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::store::{MetadataStore, Quorum};
+use super::MetadataRecord;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>) -> MetadataStore {
+    let listen = voters[&id].parse().ok();
+    MetadataStore::open_quorum(dir, Quorum { node_id: id, voters: voters.clone(), listen }).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn leader_of(stores: &[Option<MetadataStore>]) -> Option<u64> {
+    let ids: Vec<Option<u64>> = stores.iter().flatten().map(|s| s.raft().metrics().current_leader).collect();
+    let first = *ids.first()?;
+    let alive: Vec<u64> = stores.iter().flatten().map(|s| s.raft().id()).collect();
+    (ids.iter().all(|l| *l == first) && first.is_some_and(|l| alive.contains(&l))).then_some(first?)
+}
+
+fn create(store: &MetadataStore, name: &str) {
+    let id = Uuid::new_v4();
+    store
+        .propose(|img| {
+            assert!(img.topic(name).is_none(), "{name} proposed twice");
+            Ok(vec![
+                MetadataRecord::Topic { name: name.into(), id },
+                MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1] },
+            ])
+        })
+        .unwrap();
+    assert!(store.image().topic(name).is_some(), "propose returned before {name} was applied here");
+}
+
+fn at(id: u64) -> usize {
+    (id - 1) as usize
+}
+
+fn shutdown(store: MetadataStore) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.shutdown());
+}
+
+#[test]
+fn three_controllers_elect_forward_fail_over_and_catch_up() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let voters: BTreeMap<u64, String> = (1..=3).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
+    let mut stores: Vec<Option<MetadataStore>> = (1..=3u64).map(|id| Some(open(dirs[id as usize - 1].path(), id, &voters))).collect();
+    wait_until("a leader", || leader_of(&stores).is_some());
+    let leader = leader_of(&stores).unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+    create(stores[at(leader)].as_ref().unwrap(), "via-leader");
+    create(stores[at(follower)].as_ref().unwrap(), "via-follower");
+    // A follower's build sees a stale image at worst; the leader makes it rebuild.
+    let s = stores[at(follower)].as_ref().unwrap();
+    let before = s.image().next_producer_id;
+    let img = s.propose(|img| Ok(vec![MetadataRecord::ProducerIds { next_producer_id: img.next_producer_id + 1000 }])).unwrap();
+    assert_eq!(img.next_producer_id, before + 1000);
+    wait_until("all three images converge", || {
+        stores.iter().flatten().all(|s| {
+            let i = s.image();
+            i.topic("via-leader").is_some() && i.topic("via-follower").is_some() && i.next_producer_id == before + 1000
+        })
+    });
+
+    // Lose the leader: the other two elect a new one and keep committing.
+    shutdown(stores[at(leader)].take().unwrap());
+    wait_until("a new leader", || leader_of(&stores).is_some_and(|l| l != leader));
+    let survivor = stores.iter().flatten().next().unwrap();
+    create(survivor, "after-failover");
+    for s in stores.iter().flatten() {
+        wait_until("survivors converge", || s.image().topic("after-failover").is_some() && s.image().topic("via-leader").is_some());
+    }
+
+    // Snapshot and purge on the new leader, so the old node must catch up from the snapshot.
+    let new_leader = leader_of(&stores).unwrap();
+    stores[at(new_leader)].as_ref().unwrap().raft().snapshot_and_purge_for_tests();
+
+    let old = open(dirs[leader as usize - 1].path(), leader, &voters);
+    wait_until("the old leader catches up", || {
+        let i = old.image();
+        i.topic("after-failover").is_some() && i.topic("via-follower").is_some() && i.next_producer_id == before + 1000
+    });
+    assert!(old.raft().metrics().snapshot.is_some(), "caught up through an installed snapshot");
+    stores[at(leader)] = Some(old);
+    create(stores[at(leader)].as_ref().unwrap(), "after-rejoin");
+    for s in stores.iter().flatten() {
+        wait_until("all converge again", || s.image().topic("after-rejoin").is_some());
+    }
+    let offsets: Vec<i64> = stores.iter().flatten().map(|s| s.image().last_offset).collect();
+    assert!(offsets.iter().all(|o| *o == offsets[0]), "{offsets:?}");
+    for s in stores.into_iter().flatten() {
+        shutdown(s);
+    }
+}
