@@ -49,9 +49,17 @@ pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitPro
     if let Some(tid) = req.transactional_id.as_ref() {
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
         let broker = ctx.broker.clone();
-        // Called only for a new transactional id or an exhausted epoch; a metadata write
-        // happens once per block of ids, so blocking this task briefly is acceptable.
-        let alloc = || broker.producer_ids.next(&broker).map_err(|_| crate::txn::Error::Storage);
+        // Called only for a new transactional id or an exhausted epoch. A new block of
+        // ids is a metadata proposal, which blocks: off the async threads.
+        let alloc = || {
+            let broker = broker.clone();
+            async move {
+                tokio::task::spawn_blocking(move || broker.producer_ids.next(&broker))
+                    .await
+                    .map_err(|_| crate::txn::Error::Storage)?
+                    .map_err(|_| crate::txn::Error::Storage)
+            }
+        };
         return match crate::txn::TxnCoordinator::init_producer_id(&ctx.broker, tid, i64::from(req.transaction_timeout_ms), expected, alloc).await {
             Ok((pid, epoch)) => InitProducerIdResponse::default().with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
             // PRODUCER_FENCED from v4 (KIP-588); older clients know INVALID_PRODUCER_EPOCH.

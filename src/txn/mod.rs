@@ -132,14 +132,19 @@ impl TxnCoordinator {
         }
     }
 
-    /// InitProducerId with a transactional id. `alloc` hands out a fresh producer id.
-    pub async fn init_producer_id(
+    /// InitProducerId with a transactional id. `alloc` hands out a fresh producer id
+    /// (async: it may commit a new id block through the metadata quorum).
+    pub async fn init_producer_id<A, F>(
         broker: &Arc<Broker>,
         id: &str,
         timeout_ms: i64,
         expected: Option<(i64, i16)>,
-        alloc: impl Fn() -> Result<i64>,
-    ) -> Result<(i64, i16)> {
+        alloc: A,
+    ) -> Result<(i64, i16)>
+    where
+        A: Fn() -> F,
+        F: std::future::Future<Output = Result<i64>>,
+    {
         let this = &broker.txns;
         if id.is_empty() {
             return Err(Error::InvalidRequest);
@@ -150,7 +155,7 @@ impl TxnCoordinator {
         let entry = match this.get(id) {
             Some(e) => e,
             None => {
-                let pid = alloc()?;
+                let pid = alloc().await?;
                 let mut txns = this.txns.write();
                 if txns.len() >= MAX_TRANSACTIONAL_IDS && !txns.contains_key(id) {
                     return Err(Error::LimitExceeded);
@@ -158,7 +163,8 @@ impl TxnCoordinator {
                 txns.entry(id.to_string()).or_insert_with(|| Arc::new(Mutex::new(TxnMeta::new(id, pid, timeout_ms)))).clone()
             }
         };
-        let fresh = if entry.lock().needs_new_id() { Some(alloc()?) } else { None };
+        let needs_new_id = entry.lock().needs_new_id();
+        let fresh = if needs_new_id { Some(alloc().await?) } else { None };
         let (outcome, end) = {
             let mut m = entry.lock();
             let before = m.clone();

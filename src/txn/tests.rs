@@ -40,7 +40,7 @@ fn partition(b: &Broker, p: i32) -> Arc<Partition> {
 async fn init(b: &Arc<Broker>, tid: &str) -> Result<(i64, i16)> {
     // Distinct ids across every test of the process; the broker's own block is private.
     static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1000);
-    let alloc = || Ok(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let alloc = || async { Ok(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) };
     TxnCoordinator::init_producer_id(b, tid, 60_000, None, alloc).await
 }
 
