@@ -491,8 +491,11 @@ fn cleaner_loop(mgr: Weak<LogManager>, shared: Arc<CleanerShared>, options: Clea
 const FLUSHER_THREADS: usize = 4;
 
 /// With this many partitions waiting, one `syncfs` replaces their fsyncs: with many
-/// partitions (1,000 in the benchmark) a journal commit per file is what limits.
-const SYNCFS_MIN_PARTITIONS: usize = 8;
+/// partitions (1,000 in the benchmark) a journal commit per file is what limits. Below
+/// it the flushers' parallel fsyncs win: a syncfs also writes back every other dirty
+/// page of the filesystem, and with 8 it tripled the p99 produce latency at 16
+/// partitions (benches/RESULTS.md, workload 2).
+const SYNCFS_MIN_PARTITIONS: usize = 64;
 /// At most this many partitions taken from the queue for one flush.
 const FLUSH_BATCH_MAX: usize = 4096;
 
