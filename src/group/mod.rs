@@ -306,18 +306,22 @@ impl GroupCoordinator {
             base
         };
         let this = self.clone();
-        Ok(async move {
-            let durable = match (&this.store, base) {
-                (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
-                _ => true,
-            };
-            let mut gl = g.lock();
-            for (i, (tp, c)) in commits.into_iter().enumerate() {
-                let at = base.map_or(i64::MAX, |b| b + i as i64);
-                gl.offsets.finish(tp, durable.then_some((c, at)));
-            }
-            if durable { Ok(()) } else { Err(Error::Storage) }
-        })
+        Ok(async move { this.finish_commits(&g, base, commits).await })
+    }
+
+    /// Waits until the commits appended at `base` are durable, then publishes them (or,
+    /// if the disk failed, drops them): they become visible to OffsetFetch only now.
+    async fn finish_commits(&self, g: &Mutex<Group>, base: Option<i64>, commits: Vec<(Tp, Committed)>) -> Result<()> {
+        let durable = match (&self.store, base) {
+            (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
+            _ => true,
+        };
+        let mut gl = g.lock();
+        for (i, (tp, c)) in commits.into_iter().enumerate() {
+            let at = base.map_or(i64::MAX, |b| b + i as i64);
+            gl.offsets.finish(tp, durable.then_some((c, at)));
+        }
+        if durable { Ok(()) } else { Err(Error::Storage) }
     }
 
     /// The offsets of a committed transaction (the transaction coordinator calls this
@@ -334,16 +338,7 @@ impl GroupCoordinator {
             }
             base
         };
-        let durable = match (&self.store, base) {
-            (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
-            _ => true,
-        };
-        let mut gl = g.lock();
-        for (i, (tp, c)) in commits.into_iter().enumerate() {
-            let at = base.map_or(i64::MAX, |b| b + i as i64);
-            gl.offsets.finish(tp, durable.then_some((c, at)));
-        }
-        if durable { Ok(()) } else { Err(Error::Storage) }
+        self.finish_commits(&g, base, commits).await
     }
 
     fn append_commits(&self, group: &str, commits: &[(Tp, Committed)]) -> Result<Option<i64>> {

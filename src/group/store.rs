@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use super::offsets::Committed;
 use super::state::MemberProfile;
@@ -88,33 +87,8 @@ impl Store {
 
     /// Append entries as one batch; returns the log offset of the first.
     pub fn append(&self, entries: &[Entry]) -> Result<i64, crate::log::Error> {
-        let now_ms = crate::log::system_time_ms();
-        let records: Vec<Record> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let (key, value) = encode(e);
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 0,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: -1,
-                    timestamp: now_ms,
-                    key: Some(key),
-                    value,
-                    headers: Default::default(),
-                }
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut buf, &records, &opts)
-            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e.to_string())))?;
+        let mut buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
+            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)))?;
         let info = self.logs.append(&self.partition, &mut buf, 0)?;
         Ok(info.base_offset)
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::state::TxnMeta;
 use crate::log::LogConfig;
@@ -54,24 +54,8 @@ impl Store {
         key.put_i16(KEY_VERSION);
         key.put_slice(meta.transactional_id.as_bytes());
         let value = serde_json::to_vec(meta).map_err(io_error)?;
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: crate::log::system_time_ms(),
-            key: Some(key.freeze()),
-            value: Some(Bytes::from(value)),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut buf, &[record], &opts).map_err(io_error)?;
+        let record = (key.freeze(), Some(Bytes::from(value)));
+        let mut buf = crate::protocol::encode_plain_batch([record], crate::log::system_time_ms()).map_err(io_error)?;
         let info = self.logs.append(&self.partition, &mut buf, 0)?;
         Ok(info.last_offset + 1)
     }
