@@ -111,6 +111,8 @@ pub fn log_error_code(e: &crate::log::Error) -> i16 {
         E::Records(R::InvalidRecord { .. }) => ResponseError::InvalidRecord,
         E::Records(R::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
         E::Io(_) | E::Corrupt { .. } | E::CleanerAborted => ResponseError::KafkaStorageError,
+        // A follower append below its log end: a replication bug, not a client error.
+        E::NonMonotonicOffset { .. } => ResponseError::UnknownServerError,
     };
     err.code()
 }

@@ -131,6 +131,12 @@ pub fn write_producer_snapshot(
     Ok(())
 }
 
+/// Removes the producer snapshot taken at `offset` (truncation: it describes offsets the
+/// log no longer has).
+pub fn remove_producer_snapshot(dir: &Path, offset: i64) -> io::Result<()> {
+    remove_if_present(&dir.join(snapshot_name(offset)))
+}
+
 /// Offsets of the snapshots in `dir`, ascending.
 pub fn list_producer_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
     let mut offsets = Vec::new();
@@ -198,7 +204,7 @@ pub fn sync_filesystem(fd: &File) -> io::Result<()> {
     }
 }
 
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+pub(super) fn write_atomically(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
     let tmp: PathBuf = dir.join(format!("{name}{TMP_SUFFIX}"));
     {
         let mut f = File::create(&tmp)?;

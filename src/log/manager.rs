@@ -6,9 +6,13 @@
 //! fsync count grows with time, not with request count (group commit). Several
 //! flushers let fsyncs of different partitions overlap, which the disk rewards.
 //!
-//! On one node the high watermark is the durable end: a consumer never sees a
-//! record that a crash could take back, and acks=1/-1 are answered only once the
-//! high watermark passes their last offset.
+//! Two watermarks per partition: the durable end (what the flushers fsynced) and the
+//! high watermark, min(durable end, a cap the replication layer sets: the in-sync
+//! followers' log ends on a leader, the leader's high watermark on a follower). With no
+//! cap (one node) the high watermark is the durable end: a consumer never sees a record
+//! that a crash could take back. Both move only forward, except when the log is
+//! truncated. Consumers' reads, retention, the cleaner and the LSO stay below the high
+//! watermark; followers' fetches read to the log end.
 //!
 //! Cleaner threads (`log.cleaner.threads`) compact the logs whose `cleanup.policy`
 //! includes `compact` ([`super::cleaner`]), reading the config on every pass so a
@@ -59,12 +63,34 @@ pub enum Durable {
     Failed,
 }
 
+/// The inputs and value of a partition's high watermark, changed together under one lock
+/// so that a flush, a cap change and a truncation cannot interleave half-way.
+#[derive(Debug, Clone, Copy)]
+struct Watermarks {
+    durable_end: i64,
+    hw_cap: i64,
+    high_watermark: i64,
+}
+
+impl Watermarks {
+    /// Raises the high watermark to what the durable end and the cap now allow; it never
+    /// goes down here (a lowered cap holds it, as Kafka's leader HW never decreases).
+    fn raise(&mut self) {
+        self.high_watermark = self.high_watermark.max(self.durable_end.min(self.hw_cap));
+    }
+}
+
 pub struct Partition {
     pub tp: TopicPartition,
     /// None once the partition is deleted; in-flight requests holding an Arc then
     /// get an error instead of touching removed files.
     log: Mutex<Option<PartitionLog>>,
-    /// Everything below this offset is fsynced; on one node, the high watermark.
+    /// Written only under its lock, after the log's lock when both are held (flushes and
+    /// truncations); mirrored in the two atomics below for lock-free reads.
+    watermarks: Mutex<Watermarks>,
+    /// Everything below this offset is fsynced (what `wait_durable` waits for).
+    durable_end: AtomicI64,
+    /// min(durable end, cap): what consumers may read.
     high_watermark: AtomicI64,
     /// Cached so ListOffsets (called by Spark after every poll) takes no lock.
     log_start_offset: AtomicI64,
@@ -72,11 +98,72 @@ pub struct Partition {
     /// True while this partition sits in the flusher's queue; avoids duplicate sends.
     flush_queued: AtomicBool,
     durable: watch::Sender<Durable>,
+    /// The high watermark, or Failed with the disk: `wait_high_watermark` waits on it.
+    hw_watch: watch::Sender<Durable>,
+    /// The manager's progress counter, bumped on every high watermark change.
+    progress: watch::Sender<u64>,
 }
 
 impl Partition {
+    /// What the flushers made durable: every offset below it is fsynced.
+    pub fn durable_end(&self) -> i64 {
+        self.durable_end.load(Ordering::Acquire)
+    }
+    /// min(durable end, cap): what consumers, retention and the cleaner are bounded by.
+    /// Never decreases except by truncation.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Caps the high watermark (the replication layer: a leader's cap is the smallest
+    /// log end of its in-sync followers, a follower's the leader's high watermark;
+    /// `i64::MAX`, the default, means no cap: the single-replica behaviour). Recomputes
+    /// the high watermark now and on every flush; a lower cap never moves it back.
+    pub fn set_hw_cap(&self, cap: i64) {
+        self.update_watermarks(|w| w.hw_cap = cap);
+    }
+
+    /// Applies `f`, raises the high watermark accordingly, and publishes what changed:
+    /// the atomics, the durable and HW watches, and the manager's progress counter.
+    fn update_watermarks(&self, f: impl FnOnce(&mut Watermarks)) {
+        let mut w = self.watermarks.lock();
+        let before = *w;
+        f(&mut w);
+        w.raise();
+        debug_assert!(w.high_watermark <= w.durable_end.max(before.high_watermark));
+        self.durable_end.store(w.durable_end, Ordering::Release);
+        self.high_watermark.store(w.high_watermark, Ordering::Release);
+        let set = |tx: &watch::Sender<Durable>, to: i64| {
+            tx.send_if_modified(|d| match d {
+                // A failed disk stays failed (fsyncgate): nothing is promised again.
+                Durable::Failed => false,
+                Durable::UpTo(o) if *o == to => false,
+                Durable::UpTo(o) => {
+                    *o = to;
+                    true
+                }
+            });
+        };
+        set(&self.durable, w.durable_end);
+        set(&self.hw_watch, w.high_watermark);
+        if w.high_watermark != before.high_watermark {
+            self.progress.send_modify(|g| *g = g.wrapping_add(1));
+        }
+    }
+
+    /// A flush made everything below `upto` durable.
+    fn advance_durable(&self, upto: i64) {
+        self.update_watermarks(|w| w.durable_end = w.durable_end.max(upto));
+    }
+
+    /// The log was truncated (or restarted) at `log_end_offset` and everything below it
+    /// fsynced: both watermarks come down to it if above. `restarted` (a full truncation)
+    /// sets the high watermark to the new log start even if that raises it.
+    fn rewind_watermarks(&self, log_end_offset: i64, restarted: bool) {
+        self.update_watermarks(|w| {
+            w.durable_end = log_end_offset;
+            w.high_watermark = if restarted { log_end_offset } else { w.high_watermark.min(log_end_offset) };
+        });
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::Acquire)
@@ -159,20 +246,82 @@ impl Partition {
         self.with_log(|log| log.read(offset, max_bytes, hw, min_one_batch))
     }
 
+    /// Read whole batches from `offset` up to the log end, past the high watermark: for
+    /// followers' fetches, which must get data before it counts as replicated.
+    pub fn read_to_log_end(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {
+        self.with_log(|log| log.read(offset, max_bytes, i64::MAX, min_one_batch))
+    }
+
+    /// See [`PartitionLog::truncate_to`]. Also publishes the new log end and log start
+    /// and brings the durable end and high watermark down to the new log end.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        self.truncate_with(false, |log| log.truncate_to(offset))
+    }
+
+    /// See [`PartitionLog::truncate_fully_and_start_at`]; the watermarks become `offset`.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        self.truncate_with(true, |log| log.truncate_fully_and_start_at(offset))
+    }
+
+    /// Runs a truncation under the log's lock and publishes its outcome before the lock
+    /// is released, so no flush that started before it can publish after it (flushes
+    /// check the log's generation under the same lock).
+    fn truncate_with(&self, restarted: bool, f: impl FnOnce(&mut PartitionLog) -> Result<()>) -> Result<()> {
+        self.with_log(|log| {
+            let result = f(log);
+            // Publish whatever the log now says, even after an error (it was reloaded).
+            self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+            self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+            let restarted = restarted || log.log_start_offset() > self.high_watermark();
+            self.rewind_watermarks(log.log_end_offset(), restarted);
+            result
+        })
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.with_log(|log| Ok(log.latest_epoch())).ok().flatten()
+    }
+
+    /// See [`PartitionLog::end_offset_for_epoch`]; `None` also once the partition is deleted.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch))).ok().flatten()
+    }
+
+    pub fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
+        self.with_log(|log| log.assign_epoch(epoch, start_offset))
+    }
+
+    /// Wait until the high watermark reaches `end_offset` (Failed if the disk failed or
+    /// the partition was deleted).
+    pub async fn wait_high_watermark(&self, end_offset: i64) -> Durable {
+        wait_for(&self.hw_watch, end_offset).await
+    }
+
     /// Wait until everything below `end_offset` is durable.
     pub async fn wait_durable(&self, end_offset: i64) -> Durable {
-        let mut rx = self.durable.subscribe();
-        let seen = rx
-            .wait_for(|d| match d {
-                Durable::UpTo(o) => *o >= end_offset,
-                Durable::Failed => true,
-            })
-            .await;
-        match seen {
-            Ok(d) => *d,
-            // The sender lives as long as the partition; closing means shutdown.
-            Err(_) => Durable::Failed,
-        }
+        wait_for(&self.durable, end_offset).await
+    }
+
+    /// The disk failed (or the partition is gone): no waiter is ever told "durable" again.
+    fn fail(&self) {
+        self.durable.send_replace(Durable::Failed);
+        self.hw_watch.send_replace(Durable::Failed);
+    }
+}
+
+/// Waits until `tx` reports at least `end_offset`, or Failed.
+async fn wait_for(tx: &watch::Sender<Durable>, end_offset: i64) -> Durable {
+    let mut rx = tx.subscribe();
+    let seen = rx
+        .wait_for(|d| match d {
+            Durable::UpTo(o) => *o >= end_offset,
+            Durable::Failed => true,
+        })
+        .await;
+    match seen {
+        Ok(d) => *d,
+        // The sender lives as long as the partition; closing means shutdown.
+        Err(_) => Durable::Failed,
     }
 }
 
@@ -252,14 +401,19 @@ impl LogManager {
         let mut log = log;
         log.mark_synced(upto);
         let (durable, _) = watch::channel(Durable::UpTo(end));
+        let (hw_watch, _) = watch::channel(Durable::UpTo(end));
         let p = Arc::new(Partition {
             tp: tp.clone(),
             log: Mutex::new(Some(log)),
+            watermarks: Mutex::new(Watermarks { durable_end: end, hw_cap: i64::MAX, high_watermark: end }),
+            durable_end: AtomicI64::new(end),
             high_watermark: AtomicI64::new(end),
             log_start_offset: AtomicI64::new(start),
             log_end_offset: AtomicI64::new(end),
             flush_queued: AtomicBool::new(false),
             durable,
+            hw_watch,
+            progress: self.progress.clone(),
         });
         let mut map = self.partitions.write();
         Ok(map.entry(tp.clone()).or_insert(p).clone())
@@ -272,14 +426,31 @@ impl LogManager {
             p.log_end_offset.store(log.log_end_offset(), Ordering::Release);
             Ok(info)
         })?;
+        self.queue_flush(p, &info);
+        Ok(info)
+    }
+
+    /// A follower's append of batches fetched from its leader (see
+    /// [`PartitionLog::append_replica`]), queued for the flusher like any append.
+    pub fn append_replica(&self, p: &Arc<Partition>, records: &[u8]) -> Result<AppendInfo> {
+        let info = p.with_log(|log| {
+            let info = log.append_replica(records)?;
+            p.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+            Ok(info)
+        })?;
+        self.queue_flush(p, &info);
+        Ok(info)
+    }
+
+    fn queue_flush(&self, p: &Arc<Partition>, info: &AppendInfo) {
         if !info.duplicate
+            && info.batches > 0
             && !p.flush_queued.swap(true, Ordering::AcqRel)
             && let Some(tx) = self.flush_tx.lock().as_ref()
         {
             // A send fails only after shutdown closed the flusher; close() syncs then.
             let _ = tx.send(p.clone());
         }
-        Ok(info)
     }
 
     /// Starts the background retention pass, every `interval` (Kafka's
@@ -362,7 +533,7 @@ impl LogManager {
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
         let removed = self.partitions.write().remove(tp);
         if let Some(p) = removed {
-            p.durable.send_replace(Durable::Failed);
+            p.fail();
             let log = p.log.lock().take();
             if let Some(log) = log {
                 log.delete()?;
@@ -531,11 +702,14 @@ fn flusher_loop(
 fn flush_one(p: &Partition) {
     // Clear before reading the handles: an append after this point queues again.
     p.flush_queued.store(false, Ordering::Release);
-    let Ok((files, upto)) = p.with_log(|log| Ok(log.sync_handles())) else {
+    let Ok((files, upto, generation)) = p.with_log(|log| {
+        let (files, upto) = log.sync_handles();
+        Ok((files, upto, log.generation()))
+    }) else {
         return; // deleted meanwhile
     };
     match files.iter().try_for_each(|f| f.sync_data()) {
-        Ok(()) => publish_durable(p, upto),
+        Ok(()) => publish_durable(p, upto, generation),
         Err(e) => fail_durability(p, &e),
     }
 }
@@ -545,28 +719,30 @@ fn flush_many(batch: &[Arc<Partition>], fs: &File) {
     for p in batch {
         p.flush_queued.store(false, Ordering::Release);
         // The log end before the syncfs: everything below it is covered.
-        if let Ok(upto) = p.with_log(|log| Ok(log.log_end_offset())) {
-            marks.push((p, upto));
+        if let Ok(mark) = p.with_log(|log| Ok((log.log_end_offset(), log.generation()))) {
+            marks.push((p, mark));
         }
     }
     match sync_filesystem(fs) {
-        Ok(()) => marks.into_iter().for_each(|(p, upto)| publish_durable(p, upto)),
+        Ok(()) => marks.into_iter().for_each(|(p, (upto, generation))| publish_durable(p, upto, generation)),
         Err(e) => marks.into_iter().for_each(|(p, _)| fail_durability(p, &e)),
     }
 }
 
-fn publish_durable(p: &Partition, upto: i64) {
+/// Publishes a flush of everything below `upto`, taken at the log's `generation`. Under
+/// the log's lock: a truncation since then voids it (the offsets below `upto` may hold
+/// other, unsynced bytes now; truncation synced what it kept itself).
+fn publish_durable(p: &Partition, upto: i64, generation: u64) {
     let _ = p.with_log(|log| {
-        log.mark_synced(upto);
-        Ok(())
-    });
-    // Two flushers may sync one partition at once (it was re-queued during the first
-    // sync); whichever finishes last must not move anything back.
-    p.high_watermark.fetch_max(upto, Ordering::AcqRel);
-    p.durable.send_modify(|d| {
-        if let Durable::UpTo(prev) = d {
-            *prev = (*prev).max(upto);
+        if log.generation() != generation {
+            return Ok(());
         }
+        log.mark_synced(upto);
+        // Two flushers may sync one partition at once (it was re-queued during the
+        // first sync); whichever finishes last must not move anything back: the durable
+        // end only grows here.
+        p.advance_durable(upto);
+        Ok(())
     });
 }
 
@@ -574,7 +750,7 @@ fn fail_durability(p: &Partition, e: &std::io::Error) {
     // An fsync error leaves the page cache state unknown (fsyncgate): never report
     // those bytes as durable.
     tracing::error!(partition = %p.tp.dir_name(), error = %e, "fsync failed; partition stops acknowledging");
-    p.durable.send_replace(Durable::Failed);
+    p.fail();
 }
 
 fn deleted() -> Error {

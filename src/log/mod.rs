@@ -15,10 +15,12 @@ pub mod manager;
 
 pub mod cleaner;
 mod checkpoint;
+mod epochs;
 mod filter;
 mod index;
 mod offset_map;
 mod partition;
+mod replica;
 mod producer_state;
 mod recovery;
 mod retention;
@@ -29,6 +31,8 @@ mod txn;
 mod cleaner_tests;
 #[cfg(test)]
 mod partition_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod retention_tests;
 #[cfg(test)]
@@ -146,6 +150,13 @@ pub enum Error {
     /// A cleaning pass stopped (shutdown, or a simulated crash in tests).
     #[error("log cleaning aborted")]
     CleanerAborted,
+    /// A replica append whose batches start below the log end or go backwards: the
+    /// follower's log and the leader's disagree and must be truncated first.
+    #[error("batch at offset {base_offset} is below the expected offset {expected_at_least}")]
+    NonMonotonicOffset {
+        base_offset: i64,
+        expected_at_least: i64,
+    },
     #[error("corrupt log file {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }

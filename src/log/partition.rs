@@ -26,9 +26,9 @@ use crate::protocol::records::{self, BatchHeader, BatchIter};
 /// `mark_synced` calls between two lazy checkpoint writes.
 const MARKS_PER_CHECKPOINT: u32 = 64;
 /// Segment files hold positions as u32 in their index.
-const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+pub(super) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 /// Kafka keeps offsets relative to a segment's base within i32.
-const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
+pub(super) const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
 
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
@@ -42,6 +42,12 @@ pub struct PartitionLog {
     pub(super) producers: ProducerStateManager,
     /// Open and aborted transactions (LSO, read_committed): see [`super::txn`].
     pub(super) txn: super::txn::TxnIndex,
+    /// Which leader epoch began at which offset: see [`super::epochs`].
+    pub(super) epochs: super::epochs::EpochCache,
+    /// Bumped by every truncation. Sync handles taken before one promise nothing about
+    /// the offsets written since, so the manager drops their result (see
+    /// [`Self::generation`]).
+    pub(super) generation: u64,
     /// Segments written since they were last synced: base offset → log end offset
     /// right after the last write to that segment.
     pub(super) unsynced: BTreeMap<i64, i64>,
@@ -86,6 +92,15 @@ impl PartitionLog {
     }
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point
+    }
+    /// The leader epoch cache as (epoch, start offset), ascending (tests, diagnostics).
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    }
+    /// Number of truncations so far. The manager compares it before and after an fsync
+    /// made outside the lock: a truncation in between voids what the handles covered.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -184,19 +199,9 @@ impl PartitionLog {
         debug_assert_eq!(offset, next_offset);
         let last_offset = next_offset - 1;
 
-        let incoming_max_timestamp = stored.iter().map(|h| h.max_timestamp).max();
-        self.maybe_roll(records.len() as u64, last_offset, incoming_max_timestamp)?;
-        self.active_mut().append(records, &stored)?;
-        let active_base = self.active().base_offset();
-        self.log_end_offset = next_offset;
-        self.unsynced.insert(active_base, next_offset);
+        self.write_batches(records, &stored)?;
         self.producers.commit(updates);
-        self.txn.apply_all(records);
-        debug_assert_eq!(
-            self.log_end_offset,
-            self.active().next_offset(),
-            "offsets must stay dense"
-        );
+        debug_assert_eq!(self.log_end_offset, next_offset, "offsets must stay dense");
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -209,6 +214,35 @@ impl PartitionLog {
                 records::NO_TIMESTAMP
             },
         })
+    }
+
+    /// Writes batches whose offsets are final (`stored`: their headers, in order, the
+    /// first at or past the log end) at the log end, rolling first when needed, and
+    /// updates what derives from them: indexes, log end, transaction index, epoch cache.
+    /// The producer state is the caller's: checked for a leader, replayed for a replica.
+    pub(super) fn write_batches(&mut self, records: &[u8], stored: &[BatchHeader]) -> Result<()> {
+        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+            return Ok(());
+        };
+        debug_assert!(first.base_offset >= self.log_end_offset, "appends never go back");
+        let incoming_max_timestamp = stored.iter().map(|h| h.max_timestamp).max();
+        self.maybe_roll(records.len() as u64, first.base_offset, last.last_offset(), incoming_max_timestamp)?;
+        self.active_mut().append(records, stored)?;
+        let active_base = self.active().base_offset();
+        self.log_end_offset = last.next_offset();
+        self.unsynced.insert(active_base, self.log_end_offset);
+        self.txn.apply_all(records);
+        let mut epochs_changed = false;
+        for h in stored {
+            epochs_changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+        }
+        if epochs_changed && let Err(e) = self.epochs.write(&self.dir, false) {
+            // The batches are in the log: failing the append now would not undo them.
+            // Open fills in the epochs the file lacks from the batch headers.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "leader epoch checkpoint failed");
+        }
+        debug_assert_eq!(self.log_end_offset, self.active().next_offset(), "the active segment ends the log");
+        Ok(())
     }
 
     /// Kafka's rule for compacted logs: every record needs a key (the cleaner would
@@ -235,29 +269,34 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Rolls before an append of `request_bytes` ending at `last_offset` if the active
-    /// segment would outgrow `segment_bytes`, its relative offsets would overflow, its
-    /// indexes are full, or (Kafka's time roll) the incoming batches' largest timestamp
-    /// is more than `segment_ms` past the segment's first batch. An empty active segment
-    /// is never rolled: an oversized request goes into a fresh segment on its own.
+    /// Rolls before an append of `request_bytes` from `first_offset` to `last_offset` if
+    /// the active segment would outgrow `segment_bytes`, its relative offsets would
+    /// overflow, its indexes are full, or (Kafka's time roll) the incoming batches'
+    /// largest timestamp is more than `segment_ms` past the segment's first batch. An
+    /// empty active segment is rolled only for offsets (a replica's gap can be wide):
+    /// an oversized request goes into a fresh segment on its own.
     fn maybe_roll(
         &mut self,
         request_bytes: u64,
+        first_offset: i64,
         last_offset: i64,
         incoming_max_timestamp: Option<i64>,
     ) -> Result<()> {
         let active = self.active();
+        if last_offset - active.base_offset() > MAX_RELATIVE_OFFSET {
+            // Only a replica's gap makes `first_offset` differ from the log end.
+            return self.roll_at(first_offset);
+        }
         if active.is_empty() {
             return Ok(());
         }
         let limit_bytes = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let too_big = active.size_bytes().saturating_add(request_bytes) > limit_bytes;
-        let offsets_overflow = last_offset - active.base_offset() > MAX_RELATIVE_OFFSET;
         let first_timestamp = active.first_batch_timestamp();
         let too_old = first_timestamp > records::NO_TIMESTAMP
             && incoming_max_timestamp
                 .is_some_and(|ts| ts.saturating_sub(first_timestamp) > self.config.segment_ms);
-        if too_big || offsets_overflow || too_old || active.indexes_full() {
+        if too_big || too_old || active.indexes_full() {
             self.roll()?;
         }
         Ok(())
@@ -266,7 +305,15 @@ impl PartitionLog {
     /// Seals the active segment and starts a new one at the log end. Also snapshots the
     /// producer state at that offset, so recovery replays at most about one segment.
     pub fn roll(&mut self) -> Result<()> {
-        let new_base = self.log_end_offset;
+        self.roll_at(self.log_end_offset)
+    }
+
+    /// [`Self::roll`] with the new segment at `new_base` (>= the log end): past the log
+    /// end only for a replica append that starts after a gap too wide for the active
+    /// segment's relative offsets. The log end moves to `new_base`; the gap below it is
+    /// then part of the log, as a compaction gap is.
+    pub(super) fn roll_at(&mut self, new_base: i64) -> Result<()> {
+        assert!(new_base >= self.log_end_offset, "a segment never starts below the log end");
         if self.active().base_offset() == new_base {
             return Ok(()); // already empty at the log end
         }
@@ -274,6 +321,7 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, new_base, &self.config)?;
         self.segments.insert(new_base, segment);
         self.dir_unsynced_from = Some(new_base);
+        self.log_end_offset = new_base;
         if let Err(e) = checkpoint::write_producer_snapshot(
             &self.dir,
             new_base,

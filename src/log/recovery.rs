@@ -19,6 +19,7 @@ use std::fs;
 use std::path::Path;
 
 use super::checkpoint::{self, Checkpoint};
+use super::epochs::EpochCache;
 use super::partition::PartitionLog;
 use super::producer_state::ProducerStateManager;
 use super::segment::{self, Segment};
@@ -135,7 +136,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         .map_or(first_base, |c| c.log_start_offset)
         .clamp(first_base, log_end_offset);
     let producers = rebuild_producers(dir, &segments, log_end_offset)?;
-    let txn = super::txn::TxnIndex::rebuild(&segments)?;
+    let (txn, epochs) = rebuild_txn_and_epochs(dir, &segments, log_start_offset, log_end_offset)?;
 
     for base in &recovered {
         segments[base].sync_all()?;
@@ -152,6 +153,8 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         recovery_point: log_end_offset,
         producers,
         txn,
+        epochs,
+        generation: 0,
         unsynced: BTreeMap::new(),
         dir_unsynced_from,
         parent_unsynced_from: created.then_some(log_end_offset),
@@ -200,9 +203,33 @@ fn without_deleted_prefix(
     Ok(bases[doomed..].to_vec())
 }
 
+/// The transaction index and the leader epoch cache, from one walk of every batch
+/// header. The epoch checkpoint is loaded first and trusted below the log end; epochs
+/// it lacks (its last write lost in a crash) are filled in from the batches.
+fn rebuild_txn_and_epochs(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+) -> Result<(super::txn::TxnIndex, EpochCache)> {
+    let saved = EpochCache::load(dir)?;
+    let mut epochs = saved.clone();
+    // An epoch with no batch yet (assigned by a new leader) is forgotten, as in Kafka:
+    // the leader assigns it again when it takes over after the restart.
+    epochs.truncate_from_end(log_end_offset);
+    let txn = super::txn::TxnIndex::rebuild(segments, |h| {
+        epochs.assign(h.partition_leader_epoch, h.base_offset);
+    })?;
+    epochs.truncate_from_start(log_start_offset);
+    if epochs != saved {
+        epochs.write(dir, false)?;
+    }
+    Ok((txn, epochs))
+}
+
 /// Producer state as of `log_end_offset`: the newest snapshot at or below it, then a
 /// replay of the batch headers after it.
-fn rebuild_producers(
+pub(super) fn rebuild_producers(
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
     log_end_offset: i64,

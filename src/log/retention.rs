@@ -123,7 +123,14 @@ impl PartitionLog {
     fn set_log_start_durably(&mut self, offset: i64) -> Result<()> {
         let previous = self.log_start_offset;
         self.log_start_offset = offset;
-        self.checkpoint().inspect_err(|_| self.log_start_offset = previous)
+        self.checkpoint().inspect_err(|_| self.log_start_offset = previous)?;
+        // Unsynced: open applies the log start to the epoch cache again.
+        if self.epochs.truncate_from_start(offset)
+            && let Err(e) = self.epochs.write(&self.dir, false)
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "leader epoch checkpoint failed");
+        }
+        Ok(())
     }
 
     /// Deletes the `count` oldest segments (crash-safe order: see the module docs).

@@ -517,6 +517,22 @@ impl Segment {
         Ok(truncated)
     }
 
+    /// Cuts the file at `position_bytes` (a batch boundary) and rebuilds the indexes and
+    /// the rest of the in-memory state from what remains, as an active segment.
+    /// Truncation is rare (a follower whose log diverged from the leader's), so a rescan
+    /// of one segment is preferred to trimming each index and recomputing the maximum
+    /// timestamp by hand; it also re-verifies what stays. The caller syncs.
+    pub fn truncate_at(&mut self, position_bytes: u64) -> Result<()> {
+        assert!(position_bytes <= self.size_bytes, "truncation never grows a segment");
+        self.log.set_len(position_bytes)?;
+        self.size_bytes = position_bytes;
+        if self.recover(true)? {
+            // Only a batch corrupted on disk since it was written gets here.
+            tracing::warn!(path = %self.log_path.display(), "segment cut further while truncating");
+        }
+        Ok(())
+    }
+
     /// Makes this segment read-only: writes the final time-index entry (the segment's
     /// maximum timestamp) and trims both index files to their entries.
     pub fn seal(&mut self) -> Result<()> {

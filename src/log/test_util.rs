@@ -17,6 +17,8 @@ pub struct Spec {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// Sets the transactional bit (needs a producer id).
+    pub transactional: bool,
 }
 
 impl Default for Spec {
@@ -30,6 +32,7 @@ impl Default for Spec {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
         }
     }
 }
@@ -37,7 +40,7 @@ impl Default for Spec {
 pub fn build(spec: &Spec) -> Vec<u8> {
     let records: Vec<Record> = (0..spec.records)
         .map(|i| Record {
-            transactional: false,
+            transactional: spec.transactional,
             control: false,
             partition_leader_epoch: -1,
             producer_id: spec.producer_id,

@@ -36,8 +36,13 @@ pub struct AbortedTxn {
 pub struct TxnIndex {
     /// producer id → first offset of its open transaction here.
     ongoing: HashMap<i64, i64>,
-    /// (first offset, marker offset) of transactions whose marker may not be durable.
-    completing: Vec<(i64, i64)>,
+    /// (producer id, first offset, marker offset) of transactions whose marker may not
+    /// be durable (not below the high watermark last seen). Kept with the producer id so
+    /// a truncation below the marker can reopen the transaction.
+    completing: Vec<(i64, i64, i64)>,
+    /// Markers below this were forgotten from `completing` (the largest high watermark
+    /// seen): a truncation below it cannot be undone here and rebuilds from the log.
+    settled_below: i64,
     /// Ascending by `last_offset` (markers are appended in offset order).
     aborted: Vec<AbortedTxn>,
 }
@@ -55,7 +60,7 @@ impl TxnIndex {
         let Some(first_offset) = self.ongoing.remove(&h.producer_id) else {
             return; // a marker for a partition the producer never wrote to
         };
-        self.completing.push((first_offset, h.base_offset));
+        self.completing.push((h.producer_id, first_offset, h.base_offset));
         if control_type(h, batch) == Some(ControlType::Abort) {
             debug_assert!(self.aborted.last().is_none_or(|a| a.last_offset < h.base_offset));
             self.aborted.push(AbortedTxn { producer_id: h.producer_id, first_offset, last_offset: h.base_offset });
@@ -72,9 +77,10 @@ impl TxnIndex {
     /// min(first offset of any transaction not yet durably ended, high watermark).
     pub fn last_stable_offset(&mut self, high_watermark: i64) -> i64 {
         // Durable markers end their transactions for good.
-        self.completing.retain(|&(_, marker)| marker >= high_watermark);
+        self.completing.retain(|&(_, _, marker)| marker >= high_watermark);
+        self.settled_below = self.settled_below.max(high_watermark);
         let ongoing = self.ongoing.values().copied();
-        let completing = self.completing.iter().map(|&(first, _)| first);
+        let completing = self.completing.iter().map(|&(_, first, _)| first);
         ongoing.chain(completing).fold(high_watermark, i64::min)
     }
 
@@ -95,12 +101,41 @@ impl TxnIndex {
         &self.ongoing
     }
 
-    /// Rebuilds the index from every batch of `segments`, oldest first.
-    pub fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<TxnIndex> {
+    /// Forgets every batch at or above `log_end_offset` (the log was truncated there):
+    /// transactions begun there are no longer open, and those whose marker was cut are
+    /// open again. Returns false, changing nothing, when a cut marker may already have
+    /// been forgotten (truncation below a high watermark seen): then rebuild instead.
+    pub fn truncate_to(&mut self, log_end_offset: i64) -> bool {
+        if log_end_offset < self.settled_below {
+            return false;
+        }
+        self.ongoing.retain(|_, first| *first < log_end_offset);
+        // A cut marker whose transaction began below the cut reopens it (at most one per
+        // producer: its next transaction began after that marker, so was cut too).
+        while let Some(&(pid, first, marker)) = self.completing.last()
+            && marker >= log_end_offset
+        {
+            self.completing.pop();
+            if first < log_end_offset {
+                self.ongoing.insert(pid, first);
+            }
+        }
+        let kept = self.aborted.partition_point(|a| a.last_offset < log_end_offset);
+        self.aborted.truncate(kept);
+        true
+    }
+
+    /// Rebuilds the index from every batch of `segments`, oldest first. `on_batch` sees
+    /// every header on the way: open derives the leader epoch cache from the same walk.
+    pub fn rebuild(
+        segments: &BTreeMap<i64, Segment>,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> Result<TxnIndex> {
         let mut index = TxnIndex::default();
         for segment in segments.values() {
             let mut found: Vec<(BatchHeader, u64)> = Vec::new();
             segment.walk_headers(0, |h, at| {
+                on_batch(h);
                 if h.is_transactional() {
                     found.push((*h, at));
                 }
@@ -115,8 +150,10 @@ impl TxnIndex {
                 }
             }
         }
-        // Everything recovered is durable: nothing is merely "completing".
+        // Everything recovered is durable: nothing is merely "completing". (A caller
+        // that truncates below the high watermark rebuilds again, so this is safe.)
         index.completing.clear();
+        index.settled_below = segments.values().next_back().map_or(0, Segment::next_offset);
         Ok(index)
     }
 }
