@@ -102,6 +102,8 @@ struct Source {
 /// Everything a pass needs, taken under the log's lock.
 pub struct CleanPlan {
     dir: PathBuf,
+    /// The log's truncation generation when planned: a truncation since voids the pass.
+    generation: u64,
     config: LogConfig,
     sources: Vec<Source>,
     first_dirty: i64,
@@ -119,6 +121,7 @@ struct CleanedGroup {
 /// The staged result of a pass, to commit under the log's lock.
 pub struct CleanOutput {
     dir: PathBuf,
+    generation: u64,
     groups: Vec<CleanedGroup>,
     clean_offset: i64,
     delete_horizon_ms: Option<i64>,
@@ -249,6 +252,7 @@ impl PartitionLog {
             .collect();
         Ok(Some(CleanPlan {
             dir: self.dir.clone(),
+            generation: self.generation,
             config: self.config,
             sources,
             first_dirty,
@@ -275,7 +279,9 @@ impl PartitionLog {
     pub fn commit_clean(&mut self, out: CleanOutput, crash: Option<CrashPoint>) -> Result<CleanOutcome> {
         let staging = out.dir.join(STAGING_DIR);
         let mut outcome = CleanOutcome { stats: out.stats, renamed_files: Vec::new() };
-        let mut complete = out.dir == self.dir;
+        // A truncation during the rewrite may have replaced the sources by other batches
+        // of the same sizes; the pass is then dropped like one whose sources changed.
+        let mut complete = out.dir == self.dir && out.generation == self.generation;
         if complete {
             // Every rewritten offset is below the in-memory recovery point (the plan
             // ensured it); make that durable before any gap appears on disk.
@@ -317,9 +323,12 @@ impl PartitionLog {
         }
         let config = self.config;
         let closed = self.closed;
+        let generation = self.generation;
         let fresh = super::recovery::open(&self.dir, config)?;
         *self = fresh;
         self.closed = closed;
+        // Sync handles taken before describe the old state: void them, as truncation does.
+        self.generation = generation + 1;
         Ok(())
     }
 
@@ -418,7 +427,7 @@ impl CleanPlan {
             let g = self.write_group(staging, group, &ctx, &mut io, &mut horizon)?;
             groups.push(g);
         }
-        Ok(CleanOutput { dir: self.dir.clone(), groups, clean_offset: map_end, delete_horizon_ms: horizon, stats: io.stats })
+        Ok(CleanOutput { dir: self.dir.clone(), generation: self.generation, groups, clean_offset: map_end, delete_horizon_ms: horizon, stats: io.stats })
     }
 
     /// Maps the latest offset of every key in [first dirty, end of the cleanable

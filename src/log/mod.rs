@@ -9,7 +9,10 @@
 //! protocol message type. Batches are stored byte for byte as produced, with only their
 //! base offset and partition leader epoch rewritten (neither is covered by the CRC),
 //! until the log cleaner ([`cleaner`]) compacts a `cleanup.policy=compact` log: it
-//! rewrites sealed segments without superseded records, leaving offset gaps.
+//! rewrites sealed segments without superseded records, leaving offset gaps. A
+//! follower stores its leader's batches unchanged ([`replica`]: replica appends,
+//! truncation of a diverged log), and every log keeps a leader epoch cache ([`epochs`])
+//! for OffsetForLeaderEpoch.
 
 pub mod manager;
 

@@ -258,12 +258,11 @@ impl PartitionLog {
     fn reload_if_failed(&mut self, result: Result<()>) -> Result<()> {
         if let Err(e) = &result {
             tracing::error!(dir = %self.dir.display(), error = %e, "truncation failed; reloading the log");
-            self.generation += 1;
-            let generation = self.generation;
+            // Reload bumps the generation: flushes taken before are void either way.
             if let Err(reload) = self.reload() {
+                self.generation += 1;
                 tracing::error!(dir = %self.dir.display(), error = %reload, "reloading the log failed");
             }
-            self.generation = generation.max(self.generation);
         }
         result
     }
