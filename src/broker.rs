@@ -31,6 +31,8 @@ pub struct Broker {
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// Transactions (their own internal log under `logs`).
     pub txns: Arc<crate::txn::TxnCoordinator>,
+    /// Leader and follower roles of this node's partition replicas (`replication/`).
+    pub replicas: crate::replication::ReplicaManager,
 }
 
 impl Broker {
@@ -42,19 +44,25 @@ impl Broker {
         let limits = crate::group::Limits::from_config(&config);
         let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;
         let txns = crate::txn::TxnCoordinator::open(Some(&logs), crate::txn::Settings::from_config(&config))?;
-        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups, txns });
+        let replicas = crate::replication::ReplicaManager::new(config.node_id, crate::replication::Settings::from_config(&config));
+        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups, txns, replicas });
+        broker.replicas.attach(&broker);
         let image = broker.metadata.image();
         let mut keep = HashSet::new();
         keep.insert(crate::group::store::Store::dir_name());
         keep.insert(crate::txn::store::Store::dir_name());
+        let me = broker.config.node_id;
         for topic in image.topics.values() {
-            for p in 0..topic.partitions.len() as i32 {
-                let tp = TopicPartition::new(&topic.name, p);
+            // Only this node's replicas: a partition placed elsewhere has no log here.
+            for (p, _) in topic.partitions.iter().enumerate().filter(|(_, p)| p.replicas.contains(&me)) {
+                let tp = TopicPartition::new(&topic.name, p as i32);
                 keep.insert(tp.dir_name());
                 broker.logs.open(&tp, broker.log_config(topic))?;
             }
         }
         broker.logs.remove_orphans(&keep)?;
+        // Roles before the first request: a leader serves from its first moment.
+        broker.replicas.ensure_current(&broker);
         crate::txn::TxnCoordinator::start(&broker);
         let interval = std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms);
         broker.logs.start_retention(interval)?;

@@ -11,5 +11,6 @@ pub mod log;
 pub mod metadata;
 pub mod protocol;
 pub mod raft;
+pub mod replication;
 pub mod server;
 pub mod txn;

@@ -6,15 +6,20 @@
 //! and a full response lists every partition asked for (the Java client drops
 //! responses that omit one). When fewer than `min_bytes` are available the
 //! request waits, up to `max_wait_ms`, for any high watermark to move.
+//!
+//! A fetch with a replica id is a follower's (`replication/`): it reads up to the
+//! log end rather than the high watermark, is checked for a diverging leader epoch
+//! first (KIP-320: the follower then truncates), and reports the follower's log
+//! end to the leader, which may move the high watermark or grow the ISR.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 
-use super::{RequestContext, leader_partition, log_error_code};
+use super::{RequestContext, leader_partition_state, log_error_code};
 use crate::broker::Broker;
 use crate::protocol::ResponseError;
 
@@ -30,22 +35,41 @@ pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = F
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut progress = broker.logs.subscribe_progress();
+        let mut appended = broker.replicas.subscribe_appended();
+        let replica = replica_id(&req, v);
         loop {
             progress.borrow_and_update();
-            let (resp, bytes) = read_all(&broker, &req, v);
+            appended.borrow_and_update();
+            let (resp, bytes) = read_all(&broker, &req, v, replica);
             let has_error = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
             if bytes >= req.min_bytes.max(1) as usize || has_error || tokio::time::Instant::now() >= deadline {
                 return resp;
             }
-            // Woken by any partition's progress; re-read and re-check min_bytes.
-            if tokio::time::timeout_at(deadline, progress.changed()).await.is_err() {
-                return read_all(&broker, &req, v).0;
+            // Woken by any partition's progress (a follower also by any append);
+            // re-read and re-check min_bytes.
+            let woken = async {
+                if replica >= 0 {
+                    tokio::select! {
+                        r = progress.changed() => r,
+                        r = appended.changed() => r,
+                    }
+                } else {
+                    progress.changed().await
+                }
+            };
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return read_all(&broker, &req, v, replica).0;
             }
         }
     }
 }
 
-fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse, usize) {
+/// The follower's broker id (v15+ moved it into `replica_state`); -1 for consumers.
+fn replica_id(req: &FetchRequest, v: i16) -> i32 {
+    if v >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 }
+}
+
+fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (FetchResponse, usize) {
     let image = broker.image();
     let mut budget = if req.max_bytes <= 0 { 0 } else { req.max_bytes as usize };
     let mut total = 0usize;
@@ -62,16 +86,24 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
             let mut pd = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
             let found = match topic {
                 None if v >= 13 => Err(ResponseError::UnknownTopicId.code()),
-                topic => leader_partition(broker, topic, fp.partition, fp.current_leader_epoch),
+                topic => leader_partition_state(broker, topic, fp.partition, fp.current_leader_epoch),
             };
-            let p = match found {
-                Ok((p, _)) => p,
+            let (p, leader) = match found {
+                Ok((p, _, leader)) => (p, leader),
                 Err(code) => {
                     pd.error_code = code;
                     out.partitions.push(pd);
                     continue;
                 }
             };
+            if replica >= 0 {
+                let part_max = (fp.partition_max_bytes.max(0) as usize).min(budget);
+                let n = read_for_follower(broker, &p, &leader, fp, replica, part_max, total == 0, &mut pd);
+                total += n;
+                budget = budget.saturating_sub(n);
+                out.partitions.push(pd);
+                continue;
+            }
             let hw = p.high_watermark();
             pd.high_watermark = hw;
             pd.last_stable_offset = p.last_stable_offset();
@@ -105,4 +137,55 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
         topics.push(out);
     }
     (FetchResponse::default().with_responses(topics), total)
+}
+
+/// A follower's fetch of one partition this node leads: the divergence check, the
+/// read up to the log end, and the follower's progress. Returns the bytes read.
+#[allow(clippy::too_many_arguments)]
+fn read_for_follower(
+    broker: &Arc<Broker>,
+    p: &Arc<crate::log::manager::Partition>,
+    leader: &Arc<crate::replication::LeaderState>,
+    fp: &kafka_protocol::messages::fetch_request::FetchPartition,
+    replica: i32,
+    max_bytes: usize,
+    min_one: bool,
+    pd: &mut PartitionData,
+) -> usize {
+    if !leader.is_replica(replica) {
+        pd.error_code = ResponseError::NotLeaderOrFollower.code();
+        return 0;
+    }
+    pd.log_start_offset = p.log_start_offset();
+    pd.last_stable_offset = p.last_stable_offset();
+    if fp.last_fetched_epoch >= 0 {
+        // KIP-320: does the follower's last epoch end where ours does? If not, it must
+        // truncate to where they agree before fetching on.
+        let ours = p.end_offset_for_epoch(fp.last_fetched_epoch);
+        let diverged = match ours {
+            Some((epoch, end)) => epoch != fp.last_fetched_epoch || end < fp.fetch_offset,
+            None => true,
+        };
+        if diverged {
+            let (epoch, end) = ours.unwrap_or((-1, p.log_start_offset()));
+            pd.diverging_epoch = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end);
+            pd.high_watermark = p.high_watermark();
+            return 0;
+        }
+    }
+    let read = p.read_to_log_end(fp.fetch_offset, max_bytes, min_one);
+    // The fetch offset is the follower's log end: record it, whatever the read gives.
+    broker.replicas.on_follower_fetch(leader, p, replica, fp.fetch_offset);
+    pd.high_watermark = p.high_watermark();
+    match read {
+        Ok(r) => {
+            let n = r.records.len();
+            pd.records = Some(r.records);
+            n
+        }
+        Err(e) => {
+            pd.error_code = log_error_code(&e);
+            0
+        }
+    }
 }

@@ -78,23 +78,44 @@ pub fn str_bytes(s: &str) -> StrBytes {
 /// leader epoch (-1 = none) is current. Returns the log and the leader epoch, or
 /// the Kafka error code for the partition's `error_code`.
 pub fn leader_partition(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     topic: Option<&Arc<crate::metadata::TopicImage>>,
     partition: i32,
     current_leader_epoch: i32,
 ) -> Result<(Arc<crate::log::manager::Partition>, i32), i16> {
+    leader_partition_state(broker, topic, partition, current_leader_epoch).map(|(log, epoch, _)| (log, epoch))
+}
+
+/// [`leader_partition`], also returning the partition's leader state (followers, ISR).
+/// A partition this node does not lead (or has not taken the lead of yet) answers
+/// NOT_LEADER_OR_FOLLOWER: the client refreshes its metadata and goes to the leader.
+pub fn leader_partition_state(
+    broker: &Arc<Broker>,
+    topic: Option<&Arc<crate::metadata::TopicImage>>,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<(Arc<crate::log::manager::Partition>, i32, Arc<crate::replication::LeaderState>), i16> {
     let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    let Some(p) = usize::try_from(partition).ok().and_then(|i| topic.partitions.get(i)) else {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let epoch = p.leader_epoch;
+    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
+        let e = if current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+        return Err(e.code());
+    }
+    if p.leader != broker.config.node_id {
+        return Err(ResponseError::NotLeaderOrFollower.code());
+    }
+    // The image says we lead: make sure the replica manager has caught up with it.
+    broker.replicas.ensure_current(broker);
+    let state = broker.replicas.leader_state(topic.id, partition).filter(|s| s.epoch == epoch).ok_or(ResponseError::NotLeaderOrFollower.code())?;
     let log = match broker.partition(topic, partition) {
         Ok(Some(log)) => log,
         Ok(None) => return Err(ResponseError::UnknownTopicOrPartition.code()),
         Err(e) => return Err(log_error_code(&e)),
     };
-    let epoch = topic.partitions[partition as usize].leader_epoch;
-    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
-        let e = if current_leader_epoch > epoch { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
-        return Err(e.code());
-    }
-    Ok((log, epoch))
+    Ok((log, epoch, state))
 }
 
 /// Kafka error code of a log error, for a partition-level `error_code`.

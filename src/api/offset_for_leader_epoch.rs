@@ -1,6 +1,8 @@
 //! OffsetForLeaderEpoch (23): the end offset of a leader epoch, used by consumers
-//! to detect log truncation after a leader change. On one node every partition
-//! has had a single epoch since creation, so its end is the log end.
+//! to detect log truncation after a leader change: the largest epoch at or below
+//! the one asked for that this leader's log knows, and where it ends (the start of
+//! the next epoch, or the log end for the latest). An epoch older than all we know
+//! answers UNDEFINED (-1, -1), as Kafka does.
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
@@ -26,11 +28,14 @@ pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> O
                             return r;
                         }
                     };
-                    if p.leader_epoch <= epoch && p.leader_epoch >= 0 {
-                        // The requested epoch is the current one (or older, which on
-                        // one node never held data past our start): its end is the LEO.
+                    if p.leader_epoch == epoch {
+                        // The current epoch always ends at the log end (even before any
+                        // batch of it was written).
                         r.leader_epoch = epoch;
-                        r.end_offset = if p.leader_epoch == epoch { log.log_end_offset() } else { log.log_start_offset() };
+                        r.end_offset = log.log_end_offset();
+                    } else if let Some((e, end)) = log.end_offset_for_epoch(p.leader_epoch) {
+                        r.leader_epoch = e;
+                        r.end_offset = end;
                     }
                     r
                 })

@@ -330,6 +330,9 @@ pub struct LogManager {
     /// The log dir, open for `syncfs` (batched flushes and shutdown).
     dir_handle: Arc<File>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Serialises opens: two openers of one new partition (a CreateTopics handler and
+    /// the replica manager reacting to the same image) would both create its files.
+    opening: Mutex<()>,
     flush_tx: Mutex<Option<mpsc::Sender<Arc<Partition>>>>,
     flushers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Dropping the sender stops the retention thread.
@@ -352,6 +355,7 @@ impl LogManager {
             dir: dir.to_path_buf(),
             dir_handle: dir_handle.clone(),
             partitions: RwLock::new(HashMap::new()),
+            opening: Mutex::new(()),
             flush_tx: Mutex::new(Some(tx)),
             flushers: Mutex::new(Vec::new()),
             retention_stop: Mutex::new(None),
@@ -386,6 +390,10 @@ impl LogManager {
 
     /// Open (recovering) or create the log of `tp`. Idempotent.
     pub fn open(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<Partition>> {
+        if let Some(p) = self.get(tp) {
+            return Ok(p);
+        }
+        let _opening = self.opening.lock();
         if let Some(p) = self.get(tp) {
             return Ok(p);
         }

@@ -53,6 +53,9 @@ pub enum ApplyError {
     PartitionGap { topic: String, partition: i32 },
     #[error("unknown topic {0}")]
     UnknownTopic(String),
+    /// An ISR change from a node that no longer leads the partition at its epoch.
+    #[error("node is not the leader of {topic}-{partition} at that epoch")]
+    NotLeader { topic: String, partition: i32 },
 }
 
 /// The image as stored in a snapshot: plain data, no shared pointers or indexes.

@@ -119,6 +119,11 @@ impl MetadataStore {
         Ok(self.node.propose(build)?)
     }
 
+    /// Changes whenever a new image is applied (its value: the image and raft index).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<crate::raft::state_machine::Published> {
+        self.node.subscribe()
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }

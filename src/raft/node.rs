@@ -165,6 +165,11 @@ impl RaftNode {
     }
 
     /// The newest applied image.
+    /// Wakes on every newly applied image.
+    pub fn subscribe(&self) -> watch::Receiver<super::state_machine::Published> {
+        self.core.published.clone()
+    }
+
     pub fn image(&self) -> Arc<Image> {
         self.core.image()
     }

@@ -33,6 +33,7 @@ impl Server {
         let listener = TcpListener::bind(broker.config.listen).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        crate::replication::ReplicaManager::start(&broker);
         let task = tokio::spawn(accept_loop(broker.clone(), listener, shutdown_rx));
         Ok(Server { local_addr, shutdown_tx, task, broker })
     }
@@ -40,6 +41,8 @@ impl Server {
     /// Stop accepting, drain connections, close the logs (fsync), stop the metadata quorum.
     pub async fn shutdown(self) -> Result<(), crate::log::Error> {
         let _ = self.shutdown_tx.send(true);
+        // Followers stop fetching: nothing more is appended once the logs close.
+        self.broker.replicas.stop();
         // Waiting JoinGroup/SyncGroup answers would otherwise hold their connections.
         self.broker.groups.shutdown();
         let started = std::time::Instant::now();
