@@ -23,7 +23,10 @@ pub enum StartError {
 pub struct Broker {
     pub config: Config,
     pub identity: Identity,
-    pub metadata: MetadataStore,
+    /// Shared with the controller loop and the membership task (which hold it weakly).
+    pub metadata: Arc<MetadataStore>,
+    /// This process's broker registration and heartbeats.
+    pub membership: Arc<crate::controller::membership::Membership>,
     pub logs: Arc<LogManager>,
     /// The unused part of the producer-id block this broker reserved.
     pub producer_ids: crate::api::init_producer_id::ProducerIdBlock,
@@ -39,13 +42,25 @@ impl Broker {
     /// Open the data dir: identity, metadata log, then every partition's log.
     pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
         let identity = Identity::load_or_create(&config.data_dir, config.node_id)?;
-        let metadata = MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum())?;
+        let quorum = config.quorum();
+        let single_voter = quorum.voters.len() == 1;
+        let metadata = Arc::new(MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), quorum)?);
+        let shared_config = Arc::new(config.clone());
+        let membership = crate::controller::membership::Membership::new(shared_config.clone(), identity.cluster_id.clone());
+        if single_voter {
+            // Alone, this broker is live at once: topics can be placed on it before it listens.
+            // `propose` blocks on the raft runtime; a plain thread keeps that legal even
+            // when `open` runs inside a tokio task.
+            std::thread::scope(|s| s.spawn(|| membership.register(&metadata, true)).join()).expect("registration thread does not panic")?;
+        }
+        membership.start(&metadata);
+        crate::controller::start(&metadata, shared_config);
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
         let limits = crate::group::Limits::from_config(&config);
         let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;
         let txns = crate::txn::TxnCoordinator::open(Some(&logs), crate::txn::Settings::from_config(&config))?;
         let replicas = crate::replication::ReplicaManager::new(config.node_id, crate::replication::Settings::from_config(&config));
-        let broker = Arc::new(Broker { config, identity, metadata, logs, producer_ids: Default::default(), groups, txns, replicas });
+        let broker = Arc::new(Broker { config, identity, metadata, membership, logs, producer_ids: Default::default(), groups, txns, replicas });
         broker.replicas.attach(&broker);
         let image = broker.metadata.image();
         let mut keep = HashSet::new();
@@ -77,6 +92,26 @@ impl Broker {
             broker.logs.start_cleaner(c.log_cleaner_threads, options, backoff)?;
         }
         Ok(broker)
+    }
+
+    /// Graceful leave on SIGTERM: stop heartbeating, then hand this broker's
+    /// leaderships to other ISR members and fence it (see `controller`). Skipped when
+    /// no other broker is live: nobody could take over, and the next start would
+    /// only have to restore every leader. Gives up after `deadline`.
+    pub async fn controlled_shutdown(self: &Arc<Self>, deadline: std::time::Duration) {
+        self.membership.stop().await;
+        let id = self.config.node_id;
+        if !self.image().live_brokers().iter().any(|b| b.id != id) {
+            return;
+        }
+        let b = self.clone();
+        let task = tokio::task::spawn_blocking(move || crate::controller::controlled_shutdown(&b.metadata, &b.config, id));
+        match tokio::time::timeout(deadline, task).await {
+            Ok(Ok(Ok(()))) => tracing::info!("controlled shutdown: leaderships moved, broker fenced"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "controlled shutdown failed; the session timeout will fence this broker"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown task failed"),
+            Err(_) => tracing::warn!(?deadline, "controlled shutdown timed out; the session timeout will fence this broker"),
+        }
     }
 
     pub fn image(&self) -> Arc<Image> {

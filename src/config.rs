@@ -105,6 +105,19 @@ pub struct Config {
     pub controller_listener_names: Vec<String>,
     /// The `CONTROLLER://host:port` entry of `listeners`, where the raft transport listens.
     pub controller_listen: Option<SocketAddr>,
+    /// `broker.session.timeout.ms`: a broker whose last heartbeat to the quorum
+    /// leader is older than this is fenced and loses its leaderships.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats the quorum leader.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `unclean.leader.election.enable`: when no ISR member is live, elect any live
+    /// replica (losing what only the ISR had) rather than leave the partition offline.
+    pub unclean_leader_election_enable: bool,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR
+    /// (used by replication).
+    pub replica_lag_time_max_ms: u64,
+    /// `min.insync.replicas`: acks=all needs this many ISR members (also a topic config).
+    pub min_insync_replicas: i32,
     /// The raw key/value pairs as given (file, then overrides), for DescribeConfigs.
     pub raw: BTreeMap<String, String>,
 }
@@ -153,6 +166,11 @@ impl Default for Config {
             controller_quorum_bootstrap_servers: Vec::new(),
             controller_listener_names: vec!["CONTROLLER".into()],
             controller_listen: None,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
+            unclean_leader_election_enable: false,
+            replica_lag_time_max_ms: 30_000,
+            min_insync_replicas: 1,
             raw: BTreeMap::new(),
         }
     }
@@ -340,6 +358,11 @@ impl Config {
                 }
                 self.controller_quorum_bootstrap_servers = servers;
             }
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = positive(key, value, parse_num(key, value)?)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = positive(key, value, parse_num(key, value)?)?,
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(key, value)?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = positive(key, value, parse_num(key, value)?)?,
+            "min.insync.replicas" => self.min_insync_replicas = positive(key, value, parse_num(key, value)?)?,
             // Read from `raw` by the transaction coordinator (txn::Settings); checked here.
             "transaction.max.timeout.ms" | "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                 positive::<i64>(key, value, parse_num(key, value)?)?;
@@ -381,6 +404,12 @@ impl Config {
         };
         if !self.role_controller {
             return bad("process.roles", "a broker without the controller role is not supported yet; use broker,controller or controller".into());
+        }
+        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
+            return bad(
+                "broker.heartbeat.interval.ms",
+                format!("must be below broker.session.timeout.ms ({}), or every broker is fenced between heartbeats", self.broker_session_timeout_ms),
+            );
         }
         let voters = &self.controller_quorum_voters;
         if !voters.is_empty() && !self.controller_quorum_bootstrap_servers.is_empty() {
@@ -567,6 +596,22 @@ mod tests {
         k.set("process.roles", "controller").unwrap();
         k.validate().unwrap();
         assert!(k.role_controller && !k.role_broker);
+    }
+
+    #[test]
+    fn membership_keys_have_kafka_defaults_and_validate() {
+        let mut c = Config::default();
+        assert_eq!((c.broker_session_timeout_ms, c.broker_heartbeat_interval_ms, c.replica_lag_time_max_ms), (9_000, 2_000, 30_000));
+        assert!(!c.unclean_leader_election_enable && c.min_insync_replicas == 1);
+        c.set("unclean.leader.election.enable", "true").unwrap();
+        c.set("min.insync.replicas", "2").unwrap();
+        c.set("replica.lag.time.max.ms", "10000").unwrap();
+        assert!(c.unclean_leader_election_enable && c.min_insync_replicas == 2 && c.replica_lag_time_max_ms == 10_000);
+        for (k, v) in [("min.insync.replicas", "0"), ("broker.session.timeout.ms", "0"), ("unclean.leader.election.enable", "1")] {
+            assert!(c.set(k, v).is_err(), "{k}={v}");
+        }
+        c.set("broker.heartbeat.interval.ms", "9000").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("broker.heartbeat.interval.ms"));
     }
 
     #[test]

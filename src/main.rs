@@ -106,6 +106,7 @@ async fn run(config: Config) -> Result<(), String> {
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
+    broker.controlled_shutdown(std::time::Duration::from_secs(5)).await;
     server.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -117,6 +118,9 @@ async fn run_controller(config: Config) -> Result<(), String> {
     let identity = sluice::metadata::identity::Identity::load_or_create(&config.data_dir, config.node_id).map_err(|e| e.to_string())?;
     let store = sluice::metadata::MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum())
         .map_err(|e| e.to_string())?;
+    let store = std::sync::Arc::new(store);
+    // Controller-only nodes lead the quorum too; while they do, they judge brokers' liveness.
+    sluice::controller::start(&store, std::sync::Arc::new(config.clone()));
     tracing::info!(
         raft_addr = ?store.raft().listen_addr,
         data_dir = %config.data_dir.display(),

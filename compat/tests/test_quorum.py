@@ -6,6 +6,11 @@ KRaft cluster is configured. Topics created through any node (the leader or a
 follower, which forwards) show up on all three; after the quorum leader is killed
 with SIGKILL the other two elect a new one and keep committing; the old leader,
 restarted, catches up. The leader is found with DescribeQuorum (API 55).
+
+Membership: every node lists all three brokers; a replication-factor-3 topic is
+placed on all three with a full ISR; a node killed with SIGKILL is fenced after
+the session timeout, leaves the broker list and every ISR, and its partitions get
+a new leader (data replication is tested elsewhere).
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def find_leader(nodes: dict[int, brokers.Broker]) -> int:
     return next(iter(found.values()))
 
 
-def test_three_node_quorum(tmp_path):
+def three_nodes(tmp_path) -> dict[int, "brokers.SluiceBroker"]:
     cports = {i: brokers.free_port() for i in (1, 2, 3)}
     voters = ",".join(f"{i}@{brokers.HOST}:{p}" for i, p in cports.items())
     nodes: dict[int, brokers.SluiceBroker] = {}
@@ -105,6 +110,11 @@ def test_three_node_quorum(tmp_path):
         b.node_id = i
         b.overrides["listeners"] = f"PLAINTEXT://{b.bootstrap},CONTROLLER://{brokers.HOST}:{cports[i]}"
         nodes[i] = b
+    return nodes
+
+
+def test_three_node_quorum(tmp_path):
+    nodes = three_nodes(tmp_path)
     try:
         for b in nodes.values():
             b.start()
@@ -133,6 +143,64 @@ def test_three_node_quorum(tmp_path):
         nodes[leader].start()
         wait_until("the restarted node catches up", lambda: {t_leader, t_follower, t_after} <= topics_on(nodes[leader]))
         assert find_leader(nodes) in nodes
+    finally:
+        for b in nodes.values():
+            b.stop()
+
+
+def cluster_view(b: brokers.Broker):
+    return AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+
+
+def test_membership_placement_and_failover(tmp_path):
+    nodes = three_nodes(tmp_path)
+    try:
+        for b in nodes.values():
+            b.start()
+        leader = find_leader(nodes)
+        for b in nodes.values():
+            wait_until(f"three brokers listed by {b}", lambda b=b: sorted(cluster_view(b).brokers) == [1, 2, 3])
+        ids = {cluster_view(b).cluster_id for b in nodes.values()}
+        assert len(ids) == 1, f"nodes disagree on the cluster id: {ids}"
+
+        topic = unique_topic("rf3")
+        admin = AdminClient({"bootstrap.servers": nodes[leader].bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 3)], operation_timeout=20)[topic].result(timeout=30)
+        for b in nodes.values():
+            wait_until(f"{topic} on {b}", lambda b=b: topic in cluster_view(b).topics)
+        parts = cluster_view(nodes[leader]).topics[topic].partitions
+        assert len(parts) == 3
+        for p in parts.values():
+            assert sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3], (p.replicas, p.isrs)
+            assert p.leader == p.replicas[0]
+        assert sorted(p.leader for p in parts.values()) == [1, 2, 3], "leaders spread round-robin"
+        # Too many replicas: Kafka's INVALID_REPLICATION_FACTOR.
+        bad = unique_topic("rf4")
+        with pytest.raises(Exception, match="INVALID_REPLICATION_FACTOR|replication factor"):
+            admin.create_topics([NewTopic(bad, 1, 4)], operation_timeout=20)[bad].result(timeout=30)
+
+        # SIGKILL a follower of the quorum: fenced after the session timeout (9 s).
+        victim = next(i for i in nodes if i != leader)
+        led_by_victim = [n for n, p in parts.items() if p.leader == victim]
+        nodes[victim].kill9()
+        killed_at = time.monotonic()
+        survivor = nodes[leader]
+
+        def failed_over():
+            md = cluster_view(survivor)
+            if victim in md.brokers:
+                return False
+            ps = md.topics[topic].partitions
+            return all(p.leader not in (victim, -1) and victim not in p.isrs for p in ps.values())
+        wait_until(f"node {victim} fenced and its partitions {led_by_victim} re-led", failed_over, timeout_s=20)
+        assert time.monotonic() - killed_at < 17, "failover took longer than the session timeout allows"
+        md = cluster_view(survivor)
+        assert sorted(md.brokers) == sorted(i for i in nodes if i != victim)
+        for n in led_by_victim:
+            assert md.topics[topic].partitions[n].leader != victim
+        # Every survivor agrees.
+        other = next(i for i in nodes if i not in (leader, victim))
+        assert sorted(cluster_view(nodes[other]).brokers) == sorted(md.brokers)
     finally:
         for b in nodes.values():
             b.stop()

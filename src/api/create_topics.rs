@@ -30,14 +30,22 @@ pub async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTop
             results.push(r);
             continue;
         }
-        let (partitions, replication_factor) = if t.assignments.is_empty() {
-            (partitions, replication_factor)
+        let (partitions, replication_factor, assignments) = if t.assignments.is_empty() {
+            (partitions, replication_factor, None)
         } else {
-            (t.assignments.len() as i32, t.assignments[0].broker_ids.len() as i16)
+            let mut a: Vec<_> = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())).collect();
+            a.sort_by_key(|(p, _)| *p);
+            if a.iter().enumerate().any(|(i, (p, _))| *p != i as i32) {
+                set_error(&mut r, v, ResponseError::InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence.");
+                results.push(r);
+                continue;
+            }
+            let a: Vec<Vec<i32>> = a.into_iter().map(|(_, b)| b).collect();
+            (a.len() as i32, a[0].len() as i16, Some(a))
         };
         let configs: BTreeMap<String, String> =
             t.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect();
-        let nt = NewTopic { name, partitions, replication_factor, configs };
+        let nt = NewTopic { name, partitions, replication_factor, assignments, configs };
         let outcome = if req.validate_only {
             topics::validate(&ctx.broker, &ctx.broker.image(), &nt).map(|_| uuid::Uuid::nil())
         } else {

@@ -1,11 +1,11 @@
-//! FindCoordinator (10): this broker coordinates every group and every
-//! transactional id (one node). Key type 0 is a group, 1 a transactional id. v4+
-//! batch keys.
+//! FindCoordinator (10): one node coordinates every group and every
+//! transactional id: the lowest-id live broker (see `cluster::coordinator` for why
+//! and its limits). Key type 0 is a group, 1 a transactional id. v4+ batch keys.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::{RequestContext, str_bytes};
+use super::{RequestContext, cluster, str_bytes};
 use crate::protocol::ResponseError;
 
 /// (error, node id, host, port) for one key.
@@ -18,8 +18,8 @@ fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i
     match err {
         Some(e) => (e.code(), -1, String::new(), -1),
         None => {
-            let c = &ctx.broker.config;
-            (0, ctx.node_id(), c.advertise_host.clone(), c.advertise_port)
+            let c = cluster::coordinator(&ctx.broker, &ctx.broker.image());
+            (0, c.id, c.host, c.port)
         }
     }
 }

@@ -6,8 +6,8 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{RequestContext, str_bytes, topics};
-use crate::metadata::TopicImage;
+use super::{RequestContext, cluster, str_bytes, topics};
+use crate::metadata::{Image, TopicImage};
 use crate::protocol::ResponseError;
 
 pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
@@ -25,7 +25,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
     match wanted {
         None => {
             let image = broker.image();
-            out_topics.extend(image.topics.values().map(|t| topic_entry(ctx, t)));
+            out_topics.extend(image.topics.values().map(|t| topic_entry(ctx, &image, t)));
         }
         Some(list) => {
             for (name, id) in list {
@@ -34,20 +34,24 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataRespo
         }
     }
 
-    let mut resp = MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(ctx.node_id()))
-                .with_host(str_bytes(&broker.config.advertise_host))
-                .with_port(broker.config.advertise_port),
-        ])
-        .with_topics(out_topics);
+    let image = broker.image();
+    let brokers = cluster::live_brokers(broker, &image)
+        .into_iter()
+        .map(|b| {
+            let mut e = MetadataResponseBroker::default().with_node_id(BrokerId(b.id)).with_host(str_bytes(&b.host)).with_port(b.port);
+            if v >= 1 {
+                e.rack = b.rack.as_deref().map(str_bytes);
+            }
+            e
+        })
+        .collect();
+    let mut resp = MetadataResponse::default().with_brokers(brokers).with_topics(out_topics);
     if v >= 1 {
         // Admin requests go to the controller: it must name a live broker.
-        resp.controller_id = BrokerId(ctx.node_id());
+        resp.controller_id = BrokerId(cluster::controller_id(broker, &image));
     }
     if v >= 2 {
-        resp.cluster_id = Some(str_bytes(&broker.identity.cluster_id));
+        resp.cluster_id = Some(str_bytes(&cluster::cluster_id(broker, &image)));
     }
     resp
 }
@@ -57,12 +61,12 @@ async fn resolve(ctx: &RequestContext, name: Option<String>, id: Uuid, auto_crea
     let Some(name) = name else {
         // v10+: lookup by id.
         return match image.topic_by_id(&id) {
-            Some(t) => topic_entry(ctx, t),
+            Some(t) => topic_entry(ctx, &image, t),
             None => MetadataResponseTopic::default().with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()),
         };
     };
     if let Some(t) = image.topic(&name) {
-        return topic_entry(ctx, t);
+        return topic_entry(ctx, &image, t);
     }
     let err = |e: ResponseError| MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(&name)))).with_error_code(e.code());
     if topics::validate_name(&name).is_err() {
@@ -73,7 +77,7 @@ async fn resolve(ctx: &RequestContext, name: Option<String>, id: Uuid, auto_crea
     }
     match topics::auto_create(&ctx.broker, &name).await {
         Ok(()) => match ctx.broker.image().topic(&name) {
-            Some(t) => topic_entry(ctx, t),
+            Some(t) => topic_entry(ctx, &ctx.broker.image(), t),
             // Deleted between creation and now: let the client retry.
             None => err(ResponseError::LeaderNotAvailable),
         },
@@ -84,7 +88,9 @@ async fn resolve(ctx: &RequestContext, name: Option<String>, id: Uuid, auto_crea
     }
 }
 
-fn topic_entry(ctx: &RequestContext, t: &TopicImage) -> MetadataResponseTopic {
+/// One topic as the image has it. A partition without a leader answers
+/// LEADER_NOT_AVAILABLE; replicas on fenced (or unknown) brokers are offline.
+fn topic_entry(ctx: &RequestContext, image: &Image, t: &TopicImage) -> MetadataResponseTopic {
     let v = ctx.api_version;
     let partitions = t
         .partitions
@@ -98,6 +104,12 @@ fn topic_entry(ctx: &RequestContext, t: &TopicImage) -> MetadataResponseTopic {
                 .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect());
             if v >= 7 {
                 e.leader_epoch = p.leader_epoch;
+            }
+            if v >= 5 {
+                e.offline_replicas = p.replicas.iter().filter(|&&r| !image.is_live(r)).map(|&r| BrokerId(r)).collect();
+            }
+            if p.leader < 0 {
+                e.error_code = ResponseError::LeaderNotAvailable.code();
             }
             e
         })

@@ -7,6 +7,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod cluster;
 pub mod config_change;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;

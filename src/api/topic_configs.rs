@@ -145,6 +145,8 @@ fn typed_broker_value(c: &Config, broker_key: &str) -> Option<String> {
         "log.retention.ms" => c.log_retention_ms.to_string(),
         "log.retention.bytes" => c.log_retention_bytes.to_string(),
         "log.cleanup.policy" => c.log_cleanup_policy.clone(),
+        "min.insync.replicas" => c.min_insync_replicas.to_string(),
+        "unclean.leader.election.enable" => c.unclean_leader_election_enable.to_string(),
         _ => return None,
     })
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::metadata::image::ApplyError;
-use crate::metadata::{ConfigResource, Image, MetadataRecord};
+use crate::metadata::{ConfigResource, Image, MetadataRecord, PartitionImage};
 use crate::protocol::ResponseError;
 
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -32,7 +32,37 @@ pub struct NewTopic {
     pub name: String,
     pub partitions: i32,
     pub replication_factor: i16,
+    /// Replicas per partition as the request gave them (CreateTopics `assignments`);
+    /// None = place them over the live brokers.
+    pub assignments: Option<Vec<Vec<i32>>>,
     pub configs: BTreeMap<String, String>,
+}
+
+impl From<crate::controller::placement::PlacementError> for CreateError {
+    fn from(e: crate::controller::placement::PlacementError) -> Self {
+        use crate::controller::placement::PlacementError as P;
+        match e {
+            P::ReplicationFactor(m) => CreateError::new(ResponseError::InvalidReplicationFactor, m),
+            P::Assignment(m) => CreateError::new(ResponseError::InvalidReplicaAssignment, m),
+        }
+    }
+}
+
+/// Leader, ISR and replicas of each new partition `first..first + count`: the manual
+/// `assignments` if given (checked), else Kafka's spread over the live brokers.
+pub fn place(image: &Image, first: i32, count: i32, replication_factor: i16, assignments: Option<&[Vec<i32>]>, expected_rf: Option<usize>) -> Result<Vec<PartitionImage>, CreateError> {
+    use crate::controller::placement;
+    let replicas = match assignments {
+        Some(a) => {
+            placement::validate_manual(a, |b| image.brokers.contains_key(&b), expected_rf)?;
+            a.to_vec()
+        }
+        None => {
+            let live: Vec<i32> = image.live_brokers().iter().map(|b| b.id).collect();
+            placement::assign(&live, count, replication_factor, first, placement::random_seed())?
+        }
+    };
+    Ok(replicas.into_iter().map(|r| placement::new_partition(r, |b| image.is_live(b))).collect())
 }
 
 #[derive(Debug)]
@@ -60,13 +90,7 @@ pub fn validate(_broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), Cre
     if t.partitions < 1 || t.partitions > PARTITIONS_PER_TOPIC_MAX {
         return Err(CreateError::new(ResponseError::InvalidPartitions, format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}.")));
     }
-    // One broker: only replication factor 1 can be satisfied.
-    if t.replication_factor != 1 {
-        return Err(CreateError::new(
-            ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.", t.replication_factor, t.replication_factor),
-        ));
-    }
+    place(image, 0, t.partitions, t.replication_factor, t.assignments.as_deref(), None)?;
     for (k, v) in &t.configs {
         crate::api::topic_configs::validate(k, v)
             .map_err(|m| CreateError::new(ResponseError::InvalidConfig, m))?;
@@ -74,36 +98,43 @@ pub fn validate(_broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), Cre
     Ok(())
 }
 
-pub fn records_for(broker: &Broker, t: &NewTopic, id: Uuid) -> Vec<MetadataRecord> {
-    let node = broker.config.node_id;
+/// The records that create `t` on `image` (placement included).
+pub fn records_for(image: &Image, t: &NewTopic, id: Uuid) -> Result<Vec<MetadataRecord>, CreateError> {
+    let partitions = place(image, 0, t.partitions, t.replication_factor, t.assignments.as_deref(), None)?;
     let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
-    records.extend((0..t.partitions).map(|p| MetadataRecord::Partition {
+    records.extend(partitions.into_iter().enumerate().map(|(p, pi)| MetadataRecord::Partition {
         topic_id: id,
-        partition: p,
-        leader: node,
-        leader_epoch: 0,
-        replicas: vec![node],
-        isr: vec![node],
+        partition: p as i32,
+        leader: pi.leader,
+        leader_epoch: pi.leader_epoch,
+        replicas: pi.replicas,
+        isr: pi.isr,
     }));
     records.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
         resource: ConfigResource::Topic(t.name.clone()),
         key: k.clone(),
         value: Some(v.clone()),
     }));
-    records
+    Ok(records)
 }
+
+/// How long topic creation waits for this broker's own registration to land (a
+/// quorum start registers in the background): creation places replicas over the
+/// live brokers, and a broker that is not one yet would place nothing on itself.
+const OWN_REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Create one topic: validate, log the records durably, open its partition logs.
 /// Returns the topic id.
 pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid, CreateError> {
+    broker.membership.wait_live(&broker.metadata, OWN_REGISTRATION_WAIT).await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || {
         let id = Uuid::new_v4();
         let mut rejected = None;
         let image = b
             .metadata
-            .propose(|img| match validate(&b, img, &t) {
-                Ok(()) => Ok(records_for(&b, &t, id)),
+            .propose(|img| match validate(&b, img, &t).and_then(|()| records_for(img, &t, id)) {
+                Ok(records) => Ok(records),
                 Err(e) => {
                     rejected = Some(e);
                     Ok(vec![])
@@ -119,7 +150,8 @@ pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid
             return Err(e);
         }
         let topic = image.topic(&t.name).expect("just created").clone();
-        for p in 0..t.partitions {
+        // Open the logs this node holds a replica of; others open theirs on first use.
+        for p in (0..t.partitions).filter(|&p| topic.partitions[p as usize].replicas.contains(&b.config.node_id)) {
             b.partition(&topic, p).map_err(|e| CreateError::new(ResponseError::KafkaStorageError, e.to_string()))?;
         }
         tracing::info!(topic = %t.name, partitions = t.partitions, "created topic");
@@ -136,6 +168,7 @@ pub async fn auto_create(broker: &std::sync::Arc<Broker>, name: &str) -> Result<
         name: name.to_string(),
         partitions: broker.config.num_partitions,
         replication_factor: broker.config.default_replication_factor,
+        assignments: None,
         configs: BTreeMap::new(),
     };
     match create(broker, t).await {

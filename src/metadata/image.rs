@@ -29,6 +29,19 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A registered broker: where clients reach it and whether it may lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub id: i32,
+    /// Changes on every process start, so a restart is told apart from a heartbeat.
+    pub incarnation: Uuid,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Fenced brokers are not listed to clients and are never elected leader.
+    pub fenced: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Image {
     /// Offset of the last metadata record applied (-1 when empty).
@@ -40,6 +53,10 @@ pub struct Image {
     pub broker_default_configs: BTreeMap<String, String>,
     /// The next producer id the controller hands out; ids below it are taken.
     pub next_producer_id: i64,
+    /// Every broker that ever registered, fenced or not, by id.
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    /// The cluster id all nodes answer with; None until the first broker registers.
+    pub cluster_id: Option<String>,
 }
 
 /// Serialisable: a leader's verdict on a forwarded proposal travels back with it.
@@ -56,6 +73,10 @@ pub enum ApplyError {
     /// An ISR change from a node that no longer leads the partition at its epoch.
     #[error("node is not the leader of {topic}-{partition} at that epoch")]
     NotLeader { topic: String, partition: i32 },
+    #[error("unknown broker {0}")]
+    UnknownBroker(i32),
+    #[error("the cluster id is already {0}")]
+    ClusterIdSet(String),
 }
 
 /// The image as stored in a snapshot: plain data, no shared pointers or indexes.
@@ -66,6 +87,11 @@ pub struct ImageSnapshot {
     pub broker_configs: BTreeMap<String, String>,
     pub broker_default_configs: BTreeMap<String, String>,
     pub next_producer_id: i64,
+    /// Absent in snapshots from before broker registration.
+    #[serde(default)]
+    pub brokers: Vec<BrokerImage>,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 impl Image {
@@ -81,6 +107,8 @@ impl Image {
             broker_configs: self.broker_configs.clone(),
             broker_default_configs: self.broker_default_configs.clone(),
             next_producer_id: self.next_producer_id,
+            brokers: self.brokers.values().cloned().collect(),
+            cluster_id: self.cluster_id.clone(),
         }
     }
 
@@ -93,7 +121,19 @@ impl Image {
             broker_configs: s.broker_configs,
             broker_default_configs: s.broker_default_configs,
             next_producer_id: s.next_producer_id,
+            brokers: s.brokers.into_iter().map(|b| (b.id, b)).collect(),
+            cluster_id: s.cluster_id,
         }
+    }
+
+    /// Unfenced brokers, by id: the ones clients see and leaders are chosen from.
+    pub fn live_brokers(&self) -> Vec<&BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced).collect()
+    }
+
+    /// True when `id` is registered and unfenced.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
@@ -152,8 +192,61 @@ impl Image {
                 assert!(*next_producer_id >= self.next_producer_id, "producer id blocks only move forward");
                 self.next_producer_id = *next_producer_id;
             }
+            MetadataRecord::RegisterBroker { id, incarnation, host, port, rack } => {
+                let b = BrokerImage { id: *id, incarnation: *incarnation, host: host.clone(), port: *port, rack: rack.clone(), fenced: true };
+                self.brokers.insert(*id, b);
+            }
+            MetadataRecord::FenceBroker { id } | MetadataRecord::UnfenceBroker { id } => {
+                let b = self.brokers.get_mut(id).ok_or(ApplyError::UnknownBroker(*id))?;
+                b.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+            }
+            MetadataRecord::ClusterId(id) => match &self.cluster_id {
+                Some(set) if set != id => return Err(ApplyError::ClusterIdSet(set.clone())),
+                _ => self.cluster_id = Some(id.clone()),
+            },
         }
         self.last_offset = offset;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker { id, incarnation: Uuid::new_v4(), host: "h".into(), port: 9000 + id, rack: None }
+    }
+
+    #[test]
+    fn brokers_register_fenced_and_survive_a_snapshot() {
+        let mut img = Image::empty();
+        img.apply(0, &register(2)).unwrap();
+        img.apply(1, &register(1)).unwrap();
+        assert!(img.live_brokers().is_empty(), "new registrations start fenced");
+        img.apply(2, &MetadataRecord::UnfenceBroker { id: 2 }).unwrap();
+        img.apply(3, &MetadataRecord::UnfenceBroker { id: 1 }).unwrap();
+        assert_eq!(img.live_brokers().iter().map(|b| b.id).collect::<Vec<_>>(), vec![1, 2]);
+        // A restart replaces the endpoint and fences again until the next heartbeat.
+        let again = MetadataRecord::RegisterBroker { id: 2, incarnation: Uuid::new_v4(), host: "new".into(), port: 1, rack: Some("r1".into()) };
+        img.apply(4, &again).unwrap();
+        assert!(!img.is_live(2) && img.brokers[&2].host == "new");
+        img.apply(5, &MetadataRecord::ClusterId("c1".into())).unwrap();
+        assert_eq!(img.apply(6, &MetadataRecord::ClusterId("c2".into())), Err(ApplyError::ClusterIdSet("c1".into())));
+        assert_eq!(img.apply(6, &MetadataRecord::FenceBroker { id: 9 }), Err(ApplyError::UnknownBroker(9)));
+
+        let json = serde_json::to_vec(&img.to_snapshot()).unwrap();
+        let back = Image::from_snapshot(serde_json::from_slice(&json).unwrap());
+        assert_eq!(back.brokers, img.brokers);
+        assert_eq!(back.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(back.to_snapshot(), img.to_snapshot());
+    }
+
+    #[test]
+    fn snapshots_from_before_registration_still_load() {
+        let old = r#"{"last_offset":3,"topics":[],"broker_configs":{},"broker_default_configs":{},"next_producer_id":2000}"#;
+        let img = Image::from_snapshot(serde_json::from_str(old).unwrap());
+        assert!(img.brokers.is_empty() && img.cluster_id.is_none());
+        assert_eq!(img.next_producer_id, 2000);
     }
 }

@@ -9,6 +9,6 @@ mod quorum_tests;
 pub mod record;
 pub mod store;
 
-pub use image::{Image, PartitionImage, TopicImage};
+pub use image::{BrokerImage, Image, PartitionImage, TopicImage};
 pub use record::{ConfigResource, MetadataRecord};
 pub use store::MetadataStore;

@@ -111,3 +111,87 @@ fn three_controllers_elect_forward_fail_over_and_catch_up() {
         shutdown(s);
     }
 }
+
+/// Brokers 1-3 register on three controllers running the controller loop; broker
+/// `quiet` (a follower) stops heartbeating, is fenced within the session timeout and
+/// its leadership moves; when it heartbeats again it is unfenced.
+#[test]
+fn silent_broker_is_fenced_and_its_partitions_re_led() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    use crate::config::Config;
+    use crate::controller::{self, Registration};
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _enter = rt.enter();
+    let mut config = Config::default();
+    config.broker_session_timeout_ms = 1_500;
+    let config = Arc::new(config);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let voters: BTreeMap<u64, String> = (1..=3).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
+    let stores: Vec<Arc<MetadataStore>> = (1..=3u64).map(|id| Arc::new(open(dirs[at(id)].path(), id, &voters))).collect();
+    for s in &stores {
+        controller::start(s, config.clone());
+    }
+    wait_until("a leader", || {
+        let l: Vec<Option<u64>> = stores.iter().map(|s| s.raft().metrics().current_leader).collect();
+        l[0].is_some() && l.iter().all(|x| *x == l[0])
+    });
+    let regs: Vec<Registration> = (1..=3).map(|id| Registration { id, incarnation: Uuid::new_v4(), host: "127.0.0.1".into(), port: 9000 + id, rack: None }).collect();
+    for (i, r) in regs.iter().enumerate() {
+        stores[i].propose(|img| Ok(controller::registration_records(img, r, false, "cid", &config))).unwrap();
+    }
+    // Each broker heartbeats through its own node every 200 ms while it is in `beating`.
+    let beating = Arc::new(Mutex::new(HashSet::from([1, 2, 3])));
+    for (i, r) in regs.iter().enumerate() {
+        let (store, r, beating) = (Arc::downgrade(&stores[i]), r.clone(), beating.clone());
+        rt.spawn(async move {
+            loop {
+                let Some(s) = store.upgrade() else { return };
+                if beating.lock().unwrap().contains(&r.id) {
+                    let _ = s.raft().heartbeat(r.id, r.incarnation).await;
+                }
+                drop(s);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+    let all_live = |s: &MetadataStore| s.image().live_brokers().len() == 3;
+    wait_until("all three brokers unfenced everywhere", || stores.iter().all(|s| all_live(s)));
+    assert_eq!(stores[0].image().cluster_id.as_deref(), Some("cid"));
+
+    let topic = Uuid::new_v4();
+    stores[0]
+        .propose(|_| {
+            let mut r = vec![MetadataRecord::Topic { name: "t".into(), id: topic }];
+            for (p, replicas) in [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]].into_iter().enumerate() {
+                r.push(MetadataRecord::Partition { topic_id: topic, partition: p as i32, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas });
+            }
+            Ok(r)
+        })
+        .unwrap();
+
+    let raft_leader = stores[0].raft().metrics().current_leader.unwrap() as i32;
+    let quiet = (1..=3).find(|id| *id != raft_leader).unwrap();
+    beating.lock().unwrap().remove(&quiet);
+    let fenced_everywhere = || {
+        stores.iter().all(|s| {
+            let img = s.image();
+            let t = img.topic("t").unwrap();
+            !img.is_live(quiet) && t.partitions.iter().all(|p| p.leader != quiet && !p.isr.contains(&quiet) && p.leader != -1)
+        })
+    };
+    wait_until("the quiet broker fenced and its partition re-led", fenced_everywhere);
+    let img = stores[0].image();
+    let led = &img.topic("t").unwrap().partitions[(quiet - 1) as usize];
+    assert_eq!(led.leader_epoch, 1, "one leader change for the partition it led: {led:?}");
+    assert!(img.topic("t").unwrap().partitions.iter().enumerate().all(|(i, p)| i == (quiet - 1) as usize || p.leader_epoch == 0));
+
+    beating.lock().unwrap().insert(quiet);
+    wait_until("the quiet broker unfenced after heartbeating again", || stores.iter().all(|s| all_live(s)));
+    drop(_enter);
+    for s in &stores {
+        rt.block_on(s.shutdown());
+    }
+}

@@ -24,4 +24,14 @@ pub enum MetadataRecord {
     Config { resource: ConfigResource, key: String, value: Option<String> },
     /// Producer ids below `next_producer_id` are allocated.
     ProducerIds { next_producer_id: i64 },
+    /// A broker (re)joined with a fresh `incarnation` (one per process start) and
+    /// the endpoint clients should use. It starts fenced, as in Kafka: it leads
+    /// nothing and is not listed until its first heartbeat unfences it. A
+    /// registration of a known id replaces the old incarnation (a restart).
+    RegisterBroker { id: i32, incarnation: Uuid, host: String, port: i32, rack: Option<String> },
+    /// The broker missed its session timeout or shut down: not listed, leads nothing.
+    FenceBroker { id: i32 },
+    UnfenceBroker { id: i32 },
+    /// The cluster id every node answers with; logged once, by the first broker to register.
+    ClusterId(String),
 }

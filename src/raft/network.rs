@@ -1,5 +1,6 @@
 //! The controllers' TCP transport: AppendEntries, Vote and InstallSnapshot for
-//! openraft, plus `Forward`, which carries a proposal from a follower to the leader.
+//! openraft, plus `Forward`, which carries a proposal from a follower to the leader,
+//! and `Heartbeat`, a broker's liveness beat to the leader (see `controller`).
 //!
 //! A frame is `len: u32 | JSON`; the length is checked against `FRAME_BYTES_MAX`
 //! before anything is allocated. One request is in flight per connection; a client
@@ -51,12 +52,30 @@ pub enum ForwardResult {
     Failed(String),
 }
 
+/// A broker's liveness beat, answered by the quorum leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub broker_id: i32,
+    pub incarnation: uuid::Uuid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum HeartbeatAck {
+    /// Recorded in the leader's liveness table.
+    Ok,
+    /// Sent to a node that is not (or no longer) the leader.
+    NotLeader,
+    /// The leader's image has no registration of this broker with this incarnation.
+    UnknownBroker,
+}
+
 #[derive(Serialize, Deserialize)]
 pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Forward(Forward),
+    Heartbeat(Heartbeat),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +84,7 @@ pub enum Response {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Forward(ForwardResult),
+    Heartbeat(HeartbeatAck),
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -239,6 +259,7 @@ async fn serve_conn(mut stream: TcpStream, core: &Core) -> std::io::Result<()> {
             Request::Vote(r) => Response::Vote(core.raft.vote(r).await),
             Request::InstallSnapshot(r) => Response::InstallSnapshot(core.raft.install_snapshot(r).await),
             Request::Forward(f) => Response::Forward(core.lead(f).await),
+            Request::Heartbeat(h) => Response::Heartbeat(core.accept_heartbeat(&h)),
         };
         tokio::time::timeout(IO_TIMEOUT, write_frame(&mut stream, &resp)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }

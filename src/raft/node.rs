@@ -27,10 +27,11 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
 use super::log_store::LogStore;
-use super::network::{Client, Forward, ForwardResult, IO_TIMEOUT, NetworkFactory, Request, Response};
+use super::network::{Client, Forward, ForwardResult, Heartbeat, HeartbeatAck, IO_TIMEOUT, NetworkFactory, Request, Response};
 use super::state_machine::{Published, StateMachine};
 use super::{Batch, Error, NodeId, Raft, Result};
 use crate::metadata::image::{ApplyError, Image};
+use crate::controller::liveness::Liveness;
 use crate::metadata::MetadataRecord;
 
 /// How long a proposal may wait for a leader, a forward or its own apply before
@@ -74,6 +75,8 @@ pub struct Core {
     /// Serialises leader-side proposals: build, check and write happen against
     /// an image no other proposal can change in between.
     lock: tokio::sync::Mutex<()>,
+    /// Brokers' heartbeats received while this node leads (see `controller::liveness`).
+    liveness: Arc<Liveness>,
 }
 
 pub struct RaftNode {
@@ -138,7 +141,7 @@ impl RaftNode {
                 None => None,
             };
             let raft = Raft::new(id, config, NetworkFactory, log_store, sm).await.map_err(|e| Error::Storage(e.to_string()))?;
-            let core = Arc::new(Core { id, raft: raft.clone(), published, lock: tokio::sync::Mutex::new(()) });
+            let core = Arc::new(Core { id, raft: raft.clone(), published, lock: tokio::sync::Mutex::new(()), liveness: Arc::default() });
             let listen_addr = match listener {
                 Some(l) => {
                     let addr = l.local_addr()?;
@@ -204,6 +207,19 @@ impl RaftNode {
             high_watermark: if is_leader { end(m.last_applied.map(|l| l.index)) } else { -1 },
             voters,
         }
+    }
+
+    /// The heartbeat table this node fills while it leads the quorum.
+    pub fn liveness(&self) -> &Arc<Liveness> {
+        &self.core.liveness
+    }
+
+    /// Send a broker heartbeat to the quorum leader (recorded directly when this
+    /// node leads). Callable from any runtime.
+    pub async fn heartbeat(&self, broker_id: i32, incarnation: uuid::Uuid) -> Result<HeartbeatAck> {
+        let core = self.core.clone();
+        let beat = Heartbeat { broker_id, incarnation };
+        self.handle.spawn(async move { core.send_heartbeat(beat).await }).await.map_err(|_| Error::ShuttingDown)?
     }
 
     pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
@@ -361,6 +377,35 @@ impl Core {
                 return Err(Error::NoLeader(last_problem));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Record a broker's heartbeat if this node leads and knows the registration.
+    pub(super) fn accept_heartbeat(&self, h: &Heartbeat) -> HeartbeatAck {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return HeartbeatAck::NotLeader;
+        }
+        match self.image().brokers.get(&h.broker_id) {
+            Some(b) if b.incarnation == h.incarnation => {
+                self.liveness.record(h.broker_id, h.incarnation, Instant::now());
+                HeartbeatAck::Ok
+            }
+            _ => HeartbeatAck::UnknownBroker,
+        }
+    }
+
+    async fn send_heartbeat(&self, h: Heartbeat) -> Result<HeartbeatAck> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        let Some(leader) = leader else { return Err(Error::NoLeader("no quorum leader for a heartbeat".into())) };
+        if leader == self.id {
+            return Ok(self.accept_heartbeat(&h));
+        }
+        let addr = self.raft.metrics().borrow().membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
+        let addr = addr.ok_or_else(|| Error::NoLeader(format!("leader {leader} has no known address")))?;
+        match Client::new(addr).call(&Request::Heartbeat(h), IO_TIMEOUT).await {
+            Ok(Response::Heartbeat(ack)) => Ok(ack),
+            Ok(_) => Err(Error::NoLeader("unexpected response to a heartbeat".into())),
+            Err(e) => Err(Error::NoLeader(e.to_string())),
         }
     }
 
