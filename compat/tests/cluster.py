@@ -55,7 +55,6 @@ def _internal_topics(size: int) -> dict[str, str]:
         "transaction.state.log.num.partitions": "3",
         "share.coordinator.state.topic.replication.factor": str(size),
         "share.coordinator.state.topic.min.isr": min_isr,
-        "default.replication.factor": str(size),
     }
 
 
@@ -321,7 +320,9 @@ class Cluster:
                 n = self.nodes[i]
                 try:
                     err, leader, _ = quorum_leader(n.host, n.port)
-                    seen[i] = leader if err == 0 else f"error {err}"
+                    # sluice's followers answer NOT_LEADER_OR_FOLLOWER (6) naming the
+                    # leader; Kafka forwards to the active controller (error 0).
+                    seen[i] = leader if err in (0, 6) and leader >= 0 else f"error {err}"
                 except (OSError, ValueError, struct.error) as e:
                     seen[i] = repr(e)
             vals = set(map(str, seen.values()))
