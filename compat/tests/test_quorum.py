@@ -11,22 +11,49 @@ also answers on its broker listener.
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind, quorum_leader
-from util import unique_topic
+from util import rdkafka_conf, unique_topic
 
 
 def topics_on(b: brokers.Broker) -> set[str]:
-    return set(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics)
+    return set(AdminClient(rdkafka_conf(b.bootstrap)).list_topics(timeout=10).topics)
 
 
-def create(b: brokers.Broker, name: str):
-    admin = AdminClient({"bootstrap.servers": b.bootstrap})  # must outlive the future
-    fut = admin.create_topics([NewTopic(name, 1, 1)], operation_timeout=20)
-    fut[name].result(timeout=30)
+def create(b: brokers.Broker, name: str, timeout_s: float = 60.0):
+    """CreateTopics through node ``b``; tried again with a fresh client on a timeout.
+
+    librdkafka sends CreateTopics to Metadata's controller_id, which Kafka picks among
+    the unfenced brokers: just after a SIGKILL that can be the dead node (it is fenced
+    only after broker.session.timeout.ms), and librdkafka keeps retrying the
+    connection rather than asking again."""
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        attempt += 1
+        admin = AdminClient(rdkafka_conf(b.bootstrap))  # must outlive the future
+        fut = admin.create_topics([NewTopic(name, 1, 1)], operation_timeout=10,
+                                  request_timeout=10)
+        try:
+            fut[name].result(timeout=15)
+            return
+        except KafkaException as e:
+            err = e.args[0]
+            if attempt > 1 and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            if not err.retriable() and err.code() != KafkaError._TIMED_OUT:
+                raise
+        except concurrent.futures.TimeoutError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"could not create {name} through {b} in {timeout_s}s")
 
 
 @pytest.fixture
