@@ -131,7 +131,10 @@ class Broker:
         return dict(os.environ)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Spawn the process; with ``wait`` (default) return once it answers ApiVersions
+        (``wait_ready()`` otherwise: a cluster spawns every node before waiting, as a
+        KRaft node may not open its client listener before the quorum has a leader)."""
         if self.proc is not None and self.proc.poll() is None:
             raise BrokerError(f"{self.kind} broker already running (pid {self.proc.pid})")
         if not self._prepared:
@@ -147,6 +150,10 @@ class Broker:
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          start_new_session=True)
         _LIVE.add(self)
+        if wait:
+            self._wait_ready()
+
+    def wait_ready(self) -> None:
         self._wait_ready()
 
     def _wait_ready(self) -> None:

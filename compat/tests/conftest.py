@@ -58,6 +58,10 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.failed and _SESSION_BROKER:
         rep.sections.append(("broker log tail", _SESSION_BROKER[0].log_tail(80)))
+    if rep.failed:
+        import cluster
+        for c in cluster.ACTIVE:
+            rep.sections.append((f"{c.kind} cluster log tails", c.log_tails(40)))
 
 
 # -- topics ------------------------------------------------------------------------------

@@ -1,0 +1,392 @@
+"""A multi-node cluster for the compat suite: ``size`` processes, each
+``process.roles=broker,controller``, one static metadata quorum
+(``controller.quorum.voters``), own data dir, client port and controller port.
+
+Two kinds, same interface (as brokers.py for one node):
+  * ``"sluice"``: the sluice binary with ``--override``s (node i gets ``--node-id i``).
+  * ``"kafka"``: real Apache Kafka KRaft, every node formatted with the same cluster id
+    (``StorageTool format -t ID -c server.properties``; static voters, so no
+    ``--standalone``), internal topics at replication factor ``size``.
+
+Both kinds get the same fast failure-detection settings (``FAST_FAILURE``); tests add
+their own with ``overrides``. Nodes are numbered 1..size (= their ``node.id``).
+
+Faults: ``kill9(i)``, ``sigstop(i)`` / ``sigcont(i)``, ``sigterm(i)`` (graceful,
+waits for exit), ``restart(i)`` (start again on the same ports and data dir).
+Observations: ``describe(topic)`` (confluent-kafka AdminClient), ``describe_cli(topic)``
+(Kafka's own ``TopicCommand --describe``), ``leader_of``, ``quorum_leader()``
+(DescribeQuorum, API 55, raw socket).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import brokers
+from brokers import HOST, BrokerError
+
+# Failure detection in seconds rather than Kafka's defaults (9 s session, 30 s lag), for
+# both kinds. Kafka: a broker whose heartbeats stop for broker.session.timeout.ms is
+# fenced (out of every ISR, no longer a leader); a follower that has not caught up for
+# replica.lag.time.max.ms leaves the ISR.
+FAST_FAILURE = {
+    "broker.session.timeout.ms": "6000",
+    "broker.heartbeat.interval.ms": "1000",
+    "replica.lag.time.max.ms": "6000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+def _internal_topics(size: int) -> dict[str, str]:
+    """Internal topics replicated to every node (min ISR 2 when there are 3+)."""
+    min_isr = str(min(2, size))
+    return {
+        "offsets.topic.replication.factor": str(size),
+        "offsets.topic.num.partitions": "3",
+        "transaction.state.log.replication.factor": str(size),
+        "transaction.state.log.min.isr": min_isr,
+        "transaction.state.log.num.partitions": "3",
+        "share.coordinator.state.topic.replication.factor": str(size),
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+
+
+# -- DescribeQuorum (raw socket) --------------------------------------------------------
+
+def _uvarint(n: int) -> bytes:
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def quorum_leader(host: str, port: int, timeout_s: float = 5.0) -> tuple[int, int, int]:
+    """DescribeQuorum v0 for __cluster_metadata-0: (error_code, leader_id, leader_epoch).
+
+    Kafka 4.4 answers it on the broker listener too (it forwards to the controller)."""
+    topic = b"__cluster_metadata"
+    client_id = b"compat-quorum"
+    header = struct.pack(">hhih", 55, 0, 7, len(client_id)) + client_id + b"\x00"
+    body = (_uvarint(2) + _uvarint(len(topic) + 1) + topic + _uvarint(2)
+            + struct.pack(">i", 0) + b"\x00\x00\x00")
+    frame = header + body
+    with socket.create_connection((host, port), timeout=timeout_s) as s:
+        s.settimeout(timeout_s)
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        (size,) = struct.unpack(">i", brokers._recv_exact(s, 4))
+        data = brokers._recv_exact(s, size)
+    # corr i32, header tags, error_code i16, topics (n+1), name (len+1) bytes, partitions
+    # (n+1), partition_index i32, error_code i16, leader_id i32, leader_epoch i32 (all
+    # single-byte varints here)
+    pos = 4 + 1 + 2 + 1
+    name_len = data[pos] - 1
+    pos += 1 + name_len + 1 + 4
+    err, leader, epoch = struct.unpack_from(">hii", data, pos)
+    return err, leader, epoch
+
+
+# -- nodes ----------------------------------------------------------------------------
+
+class SluiceNode(brokers.SluiceBroker):
+    """One sluice process of a cluster; ``voters`` is set by the Cluster."""
+
+    def __init__(self, work_dir: Path, node_id: int, **kw):
+        super().__init__(work_dir, **kw)
+        self.node_id = node_id
+        self.controller_port = brokers.free_port()
+        self.voters = ""
+
+    def _command(self) -> list[str]:
+        self.overrides = {
+            "process.roles": "broker,controller",
+            "controller.quorum.voters": self.voters,
+            "controller.listener.names": "CONTROLLER",
+            "listeners": f"PLAINTEXT://{self.bootstrap},"
+                         f"CONTROLLER://{self.host}:{self.controller_port}",
+            **self.overrides,
+        }
+        return super()._command()
+
+
+class KafkaNode(brokers.KafkaBroker):
+    """One Kafka KRaft node of a cluster; ``voters`` and ``cluster_id`` set by the Cluster."""
+
+    def __init__(self, work_dir: Path, node_id: int, **kw):
+        super().__init__(work_dir, **kw)
+        self.node_id = node_id
+        self.voters = ""
+        self.cluster_id = ""
+
+    def _config(self) -> dict[str, str]:
+        cfg = super()._config()
+        del cfg["controller.quorum.bootstrap.servers"]
+        cfg["controller.quorum.voters"] = self.voters
+        return cfg
+
+    def _command(self) -> list[str]:
+        # C1 only and the serial collector: on a small, busy machine a node restarts in
+        # about half the time of the default JIT (restarts dominate the fault tests).
+        return brokers.java_command("kafka.Kafka", str(self.config_path), heap=self.heap,
+                                    broker=True, fast_start=True, jvm_opts=(f"-Xms{self.heap}",))
+
+    def _prepare(self) -> None:
+        self.config_path.write_text(
+            "".join(f"{k}={v}\n" for k, v in self._config().items()))
+        cmd = brokers.java_command("kafka.tools.StorageTool", "format", "-t", self.cluster_id,
+                                   "-c", str(self.config_path))
+        res = subprocess.run(cmd, cwd=self.work_dir, capture_output=True, text=True,
+                             timeout=120)
+        with open(self.log_path, "a") as log:
+            log.write(f"===== compat: {' '.join(cmd)}\n{res.stdout}{res.stderr}")
+        if res.returncode != 0:
+            raise BrokerError(f"kafka storage format failed ({res.returncode}):\n"
+                              f"{res.stdout}\n{res.stderr}")
+
+
+def new_cluster_id() -> str:
+    import base64
+    import uuid
+    cid = "-"
+    while cid.startswith("-"):  # a leading '-' reads as an option
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
+
+
+# -- the cluster ------------------------------------------------------------------------
+
+# Started and not yet stopped; conftest adds their log tails to a failing test's report.
+ACTIVE: list["Cluster"] = []
+
+
+class Cluster:
+    def __init__(self, kind: str, work_dir: Path, size: int = 3,
+                 overrides: dict[str, str] | None = None, kafka_heap: str = "384m",
+                 start_timeout_s: float = 90.0):
+        self.kind = kind.lower()
+        self.work_dir = Path(work_dir)
+        self.size = size
+        overrides = {**FAST_FAILURE, **_internal_topics(size), **(overrides or {})}
+        self.nodes: dict[int, brokers.Broker] = {}
+        for i in range(1, size + 1):
+            wd = self.work_dir / f"node{i}"
+            if self.kind == "sluice":
+                n = SluiceNode(wd, i, overrides=dict(overrides), start_timeout_s=start_timeout_s)
+            elif self.kind == "kafka":
+                n = KafkaNode(wd, i, heap=kafka_heap, overrides=dict(overrides),
+                              start_timeout_s=start_timeout_s)
+            else:
+                raise BrokerError(f"unknown cluster kind {kind!r}")
+            self.nodes[i] = n
+        voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items())
+        cid = new_cluster_id()
+        for n in self.nodes.values():
+            n.voters = voters
+            n.cluster_id = cid
+        self.stopped: set[int] = set()  # SIGSTOPped nodes
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn every node, then wait until each answers (a lone KRaft node may not
+        open its client listener before the quorum has elected a leader)."""
+        if self.kind == "kafka":
+            # Formatting is a JVM start per node: do it in parallel.
+            pending = [n for n in self.nodes.values() if not n._prepared]
+            procs = []
+            for n in pending:
+                n.data_dir.mkdir(parents=True, exist_ok=True)
+                n.config_path.write_text("".join(f"{k}={v}\n" for k, v in n._config().items()))
+                cmd = brokers.java_command("kafka.tools.StorageTool", "format", "-t",
+                                           n.cluster_id, "-c", str(n.config_path))
+                procs.append((n, cmd, subprocess.Popen(cmd, cwd=n.work_dir, text=True,
+                                                       stdout=subprocess.PIPE,
+                                                       stderr=subprocess.STDOUT)))
+            for n, cmd, p in procs:
+                out, _ = p.communicate(timeout=180)
+                with open(n.log_path, "a") as log:
+                    log.write(f"===== compat: {' '.join(cmd)}\n{out}")
+                if p.returncode != 0:
+                    raise BrokerError(f"kafka storage format failed on node {n.node_id}:\n{out}")
+                n._prepared = True
+        if self not in ACTIVE:
+            ACTIVE.append(self)
+        self.start_nodes(list(self.nodes))
+        self.stopped.clear()
+
+    def start_nodes(self, ids: list[int]) -> None:
+        """Start the given (stopped) nodes together, then wait until each answers."""
+        for i in ids:
+            if not self.nodes[i].is_running():
+                self.nodes[i].start(wait=False)
+        for i in ids:
+            self.nodes[i].wait_ready()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every node at once (one by one, the last ones would wait for a quorum
+        that is gone), SIGKILL what has not exited after ``timeout_s``."""
+        for i in list(self.stopped):
+            self.sigcont(i)
+        running = [n for n in self.nodes.values() if n.is_running()]
+        for n in running:
+            n.proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for n in running:
+            try:
+                n.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for n in running:
+            if n.proc.poll() is not None:
+                n._note(f"stopped with the cluster, exit code {n.proc.returncode}")
+        for n in self.nodes.values():
+            n.stop(timeout_s=1)  # SIGKILLs a straggler, notes the exit in its log
+        if self in ACTIVE:
+            ACTIVE.remove(self)
+
+    def __enter__(self) -> "Cluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- nodes and faults ---------------------------------------------------------------
+    def node(self, i: int) -> brokers.Broker:
+        return self.nodes[i]
+
+    def live(self) -> list[int]:
+        """Running and not SIGSTOPped."""
+        return [i for i, n in self.nodes.items() if n.is_running() and i not in self.stopped]
+
+    def kill9(self, i: int) -> None:
+        if i in self.stopped:
+            self.sigcont(i)
+        self.nodes[i].kill9()
+
+    def sigstop(self, i: int) -> None:
+        os.kill(self.nodes[i].proc.pid, signal.SIGSTOP)
+        self.stopped.add(i)
+        self.nodes[i]._note("SIGSTOP")
+
+    def sigcont(self, i: int) -> None:
+        os.kill(self.nodes[i].proc.pid, signal.SIGCONT)
+        self.stopped.discard(i)
+        self.nodes[i]._note("SIGCONT")
+
+    def sigterm(self, i: int, timeout_s: float = 60.0) -> float:
+        """Graceful stop (SIGTERM; SIGKILL after ``timeout_s``); returns seconds to exit."""
+        t0 = time.monotonic()
+        self.nodes[i].stop(timeout_s=timeout_s)
+        return time.monotonic() - t0
+
+    def restart(self, i: int) -> None:
+        """Start node ``i`` again (stopping it gracefully first if it still runs)."""
+        if i in self.stopped:
+            self.sigcont(i)
+        n = self.nodes[i]
+        if n.is_running():
+            n.stop()
+        n.start()
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client address."""
+        return ",".join(n.bootstrap for n in self.nodes.values())
+
+    def live_bootstrap(self) -> str:
+        return ",".join(self.nodes[i].bootstrap for i in self.live())
+
+    def log_tails(self, lines: int = 40) -> str:
+        return "\n".join(f"== node {i}\n{n.log_tail(lines)}" for i, n in self.nodes.items())
+
+    # -- observations -------------------------------------------------------------------
+    def quorum_leader(self) -> int:
+        """The metadata quorum leader all live nodes agree on (waits up to 30 s)."""
+        deadline = time.monotonic() + 30
+        seen: dict[int, object] = {}
+        while time.monotonic() < deadline:
+            seen.clear()
+            for i in self.live():
+                n = self.nodes[i]
+                try:
+                    err, leader, _ = quorum_leader(n.host, n.port)
+                    # sluice's followers answer NOT_LEADER_OR_FOLLOWER (6) naming the
+                    # leader; Kafka forwards to the active controller (error 0).
+                    seen[i] = leader if err in (0, 6) and leader >= 0 else f"error {err}"
+                except (OSError, ValueError, struct.error) as e:
+                    seen[i] = repr(e)
+            vals = set(map(str, seen.values()))
+            if len(vals) == 1:
+                leader = next(iter(seen.values()))
+                if isinstance(leader, int) and leader in self.live():
+                    return leader
+            time.sleep(0.2)
+        raise AssertionError(f"no agreed metadata quorum leader among {self.live()}: {seen}")
+
+    def describe(self, topic: str, timeout_s: float = 4.0) -> dict[int, dict]:
+        """``{partition: {"leader": id|-1, "replicas": [..], "isr": [..]}}`` via
+        confluent-kafka's AdminClient.describe_topics, asked of the live nodes."""
+        from confluent_kafka import TopicCollection
+        from confluent_kafka.admin import AdminClient
+
+        from util import rdkafka_conf
+        admin = AdminClient(rdkafka_conf(self.live_bootstrap()))
+        fut = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)[topic]
+        d = fut.result(timeout=timeout_s + 5)
+        return {p.id: {"leader": p.leader.id if p.leader is not None else -1,
+                       "replicas": sorted(r.id for r in p.replicas),
+                       "isr": sorted(r.id for r in p.isr)} for p in d.partitions}
+
+    def describe_cli(self, topic: str) -> dict[int, dict]:
+        """The same through Kafka's ``kafka-topics.sh --describe``
+        (org.apache.kafka.tools.TopicCommand)."""
+        cmd = brokers.java_command("org.apache.kafka.tools.TopicCommand", "--bootstrap-server",
+                                   self.live_bootstrap(), "--describe", "--topic", topic)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        if res.returncode != 0:
+            raise AssertionError(f"TopicCommand --describe failed:\n{res.stdout}\n{res.stderr}")
+        out = {}
+        for line in res.stdout.splitlines():
+            m = re.search(r"Partition:\s*(\d+)\s+Leader:\s*(-?\d+|none)\s+Replicas:\s*([\d,]*)"
+                          r"\s+Isr:\s*([\d,]*)", line)
+            if m:
+                ids = lambda s: sorted(int(x) for x in s.split(",") if x)  # noqa: E731
+                out[int(m.group(1))] = {
+                    "leader": -1 if m.group(2) == "none" else int(m.group(2)),
+                    "replicas": ids(m.group(3)), "isr": ids(m.group(4))}
+        if not out:
+            raise AssertionError(f"no partitions in TopicCommand output:\n{res.stdout}")
+        return out
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        return self.describe(topic)[partition]["leader"]
+
+    def wait_for(self, what: str, cond, timeout_s: float = 30.0):
+        """Polls ``cond() -> (ok, last)`` (exceptions count as not ok) every 0.3 s."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while True:
+            try:
+                ok, last = cond()
+                if ok:
+                    return last
+            except Exception as e:  # noqa: BLE001 - a node may be restarting
+                last = repr(e)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; "
+                                     f"last: {last!r}")
+            time.sleep(0.3)
+
+
+def cluster_kind() -> str:
+    return os.environ.get("COMPAT_BROKER", "sluice")
