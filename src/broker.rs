@@ -100,6 +100,9 @@ impl Broker {
     /// only have to restore every leader. Gives up after `deadline`.
     pub async fn controlled_shutdown(self: &Arc<Self>, deadline: std::time::Duration) {
         self.membership.stop().await;
+        // Stop fetching first: a follower still fetching would be taken back into the
+        // ISRs it is about to leave, and the leaders would then wait for it.
+        self.replicas.stop();
         let id = self.config.node_id;
         if !self.image().live_brokers().iter().any(|b| b.id != id) {
             return;

@@ -19,14 +19,12 @@ Also: with 2 of 3 nodes down an acks=all produce is never acknowledged (the quor
 gone too, so it times out); with one node down and min.insync.replicas=3 it fails with
 NOT_ENOUGH_REPLICAS; after the restarts produce works and every acked record is read.
 
-Kind from COMPAT_BROKER (cluster.Cluster). For sluice this is skipped unless
-SLUICE_REPLICATION=1: sluice has no replication yet (being built), and the default suite
-must stay green meanwhile. Remove the skip when it lands.
+Kind from COMPAT_BROKER (cluster.Cluster): the same test runs against sluice and against
+a 3-node Apache Kafka KRaft cluster.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -40,9 +38,6 @@ from cluster import Cluster, cluster_kind
 from util import rdkafka_conf, unique_topic
 
 KIND = cluster_kind()
-pytestmark = pytest.mark.skipif(
-    KIND == "sluice" and os.environ.get("SLUICE_REPLICATION") != "1",
-    reason="sluice replication not there yet: set SLUICE_REPLICATION=1 to run against sluice")
 
 PARTITIONS = 3
 SESSION_S = 6.0  # cluster.FAST_FAILURE broker.session.timeout.ms
@@ -390,6 +385,9 @@ def test_min_insync_replicas(cluster, tmp_path):
     print(f"\n[replication] 2 of 3 nodes down: every acks=all produce failed with {sorted(codes)}")
 
     c.start_nodes(others)
+    # The ISR never shrank (no quorum): also wait until the restarted brokers have
+    # registered again and are live, or placing the next topic on 3 of them races it.
+    c.wait_for("three live brokers", lambda: (len(b := AdminClient(rdkafka_conf(c.bootstrap)).list_topics(timeout=5).brokers) == 3, sorted(b)), 60)
     wait_full_isr(c, topic, 60)
     ok2 = _produce(c.bootstrap, topic, [f"after-{i}" for i in range(20)], 30)
     assert all(isinstance(r, tuple) for r in ok2.values()), ok2

@@ -158,16 +158,26 @@ fn append(
 /// there are followers to wait for, and rechecked against `min.insync.replicas`
 /// after (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND: the ISR shrank meanwhile).
 async fn wait(w: Wait, acks: i16, timeout: std::time::Duration) -> Result<(), ResponseError> {
-    let durable = if acks == 1 {
-        w.partition.wait_durable(w.end_offset).await
-    } else if w.leader.has_followers() {
-        match tokio::time::timeout(timeout, w.partition.wait_high_watermark(w.end_offset)).await {
+    let reached = async {
+        if acks == 1 { w.partition.wait_durable(w.end_offset).await } else { w.partition.wait_high_watermark(w.end_offset).await }
+    };
+    // Leadership lost meanwhile: answer now (the client goes to the new leader)
+    // rather than when the request times out.
+    let watched = async {
+        tokio::select! {
+            d = reached => Some(d),
+            _ = w.leader.wait_resigned() => None,
+        }
+    };
+    let durable = if acks == -1 && w.leader.has_followers() {
+        match tokio::time::timeout(timeout, watched).await {
             Ok(d) => d,
             Err(_) => return Err(ResponseError::RequestTimedOut),
         }
     } else {
-        w.partition.wait_high_watermark(w.end_offset).await
+        watched.await
     };
+    let Some(durable) = durable else { return Err(ResponseError::NotLeaderOrFollower) };
     if durable == Durable::Failed {
         return Err(ResponseError::KafkaStorageError);
     }

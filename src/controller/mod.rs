@@ -192,8 +192,17 @@ async fn run(store: Weak<MetadataStore>, config: Arc<Config>) {
     let mut lead: Option<Lead> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = Instant::now();
     loop {
         tick.tick().await;
+        // This process was paused (SIGSTOP, a stalled machine) for a good part of a
+        // session: the beats it remembers are as old as the pause, not the brokers'
+        // silence. Judge only after a fresh grace period.
+        let paused = last_tick.elapsed() > session_timeout / 2;
+        last_tick = Instant::now();
+        if paused {
+            lead = None;
+        }
         let Some(store) = store.upgrade() else { return };
         let m = store.raft().metrics();
         if m.state != openraft::ServerState::Leader {
@@ -229,10 +238,17 @@ async fn run(store: Weak<MetadataStore>, config: Arc<Config>) {
             continue;
         }
         let since = l.since;
+        let term = l.term;
         let config = config.clone();
-        let judge = judge.clone();
         let result = tokio::task::spawn_blocking(move || {
             store.propose(|img| {
+                // Only as the leader of the term these beats were heard in: a deposed
+                // leader (paused, partitioned) must not forward its stale verdict to
+                // the new one, which would fence brokers it hears from.
+                let m = store.raft().metrics();
+                if m.state != openraft::ServerState::Leader || m.current_term != term {
+                    return Err(crate::metadata::image::ApplyError::NotController);
+                }
                 let v = judge(img, &|id| liveness.get(id), since, Instant::now(), exempt);
                 Ok(liveness_records(img, &v.fence, &v.unfence, &config))
             })

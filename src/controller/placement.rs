@@ -36,7 +36,7 @@ pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition
     let mut out = Vec::with_capacity(count.max(0) as usize);
     for p in first_partition.max(0)..first_partition.max(0) + count {
         let p = p as usize;
-        if p > 0 && p % n == 0 {
+        if p > 0 && p.is_multiple_of(n) {
             shift += 1;
         }
         let first = (p + start) % n;

@@ -123,6 +123,12 @@ impl PartitionLog {
             });
         }
         if offset >= self.log_end_offset {
+            // No batch to remove, but an epoch assigned at the log end (a leader that
+            // took over and wrote nothing) may have to go: left, it would be our
+            // latest epoch, and the leader would report the divergence again forever.
+            if self.epochs.truncate_from_end(offset) {
+                self.epochs.write(&self.dir, true)?;
+            }
             return Ok(());
         }
         if offset < self.log_start_offset {

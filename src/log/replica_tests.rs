@@ -120,6 +120,26 @@ fn an_assigned_epoch_without_batches_is_dropped_on_open() {
     assert_eq!(open(dir.path()).epoch_entries(), vec![(1, 0)], "Kafka drops entries at the log end on load");
 }
 
+/// A deposed leader that wrote nothing in its epoch: the new leader says the
+/// follower's log diverges at its log end; truncating there must forget the epoch,
+/// or the follower would ask with it, and be told to truncate, forever.
+#[test]
+fn truncating_at_the_log_end_drops_an_epoch_assigned_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    log.append(&mut batch(2, 1_000), 0).unwrap();
+    log.assign_epoch(1, 2).unwrap();
+    assert_eq!(log.latest_epoch(), Some(1));
+    log.truncate_to(2).unwrap();
+    assert_eq!((log.latest_epoch(), log.log_end_offset()), (Some(0), 2));
+    assert_eq!(open_again(log, dir.path()).epoch_entries(), vec![(0, 0)]);
+}
+
+fn open_again(log: PartitionLog, dir: &Path) -> PartitionLog {
+    drop(log);
+    open(dir)
+}
+
 #[test]
 fn log_start_moves_keep_the_covering_epoch() {
     let dir = tempfile::tempdir().unwrap();

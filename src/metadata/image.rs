@@ -73,6 +73,9 @@ pub enum ApplyError {
     /// An ISR change from a node that no longer leads the partition at its epoch.
     #[error("node is not the leader of {topic}-{partition} at that epoch")]
     NotLeader { topic: String, partition: i32 },
+    /// A controller decision from a node that no longer leads the metadata quorum.
+    #[error("this node no longer leads the metadata quorum")]
+    NotController,
     #[error("unknown broker {0}")]
     UnknownBroker(i32),
     #[error("the cluster id is already {0}")]

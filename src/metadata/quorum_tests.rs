@@ -125,9 +125,7 @@ fn silent_broker_is_fenced_and_its_partitions_re_led() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _enter = rt.enter();
-    let mut config = Config::default();
-    config.broker_session_timeout_ms = 1_500;
-    let config = Arc::new(config);
+    let config = Arc::new(Config { broker_session_timeout_ms: 1_500, ..Default::default() });
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let voters: BTreeMap<u64, String> = (1..=3).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
     let stores: Vec<Arc<MetadataStore>> = (1..=3u64).map(|id| Arc::new(open(dirs[at(id)].path(), id, &voters))).collect();

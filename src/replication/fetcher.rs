@@ -185,10 +185,10 @@ fn apply_partition(b: &Broker, log: &Arc<Partition>, pd: &PartitionData) -> crat
         return Ok(Outcome::Moved);
     }
     let mut moved = Outcome::Idle;
-    if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
-        if b.logs.append_replica(log, records)?.batches > 0 {
-            moved = Outcome::Moved;
-        }
+    if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty())
+        && b.logs.append_replica(log, records)?.batches > 0
+    {
+        moved = Outcome::Moved;
     }
     // A follower's high watermark: the leader's, within what it holds durably.
     log.set_hw_cap(pd.high_watermark);

@@ -10,13 +10,13 @@
 //! watermark could pass a replica that the controller may elect.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::log::manager::TopicPartition;
+use crate::metadata::PartitionImage;
 
 #[derive(Debug, Clone)]
 struct FollowerProgress {
@@ -52,7 +52,7 @@ pub struct LeaderState {
     /// Set when this node stops leading at `epoch`. A request waiting on the log
     /// must then fail: once a follower, the log may be truncated and refilled by the
     /// new leader past the offset it waits for, with other records.
-    resigned: AtomicBool,
+    resigned: tokio::sync::watch::Sender<bool>,
     inner: Mutex<Inner>,
 }
 
@@ -64,22 +64,33 @@ pub enum FetchOutcome {
 }
 
 impl LeaderState {
-    pub fn new(tp: TopicPartition, topic_id: Uuid, node_id: i32, epoch: i32, epoch_start_offset: i64, replicas: &[i32], isr: &[i32], now: Instant) -> LeaderState {
-        let followers = replicas
+    /// This node (`node_id`) takes the lead of `p` (its image: epoch, replicas, ISR)
+    /// with its log ending at `epoch_start_offset`.
+    pub fn new(tp: TopicPartition, topic_id: Uuid, node_id: i32, p: &PartitionImage, epoch_start_offset: i64, now: Instant) -> LeaderState {
+        let (epoch, isr) = (p.leader_epoch, &p.isr);
+        let followers = p
+            .replicas
             .iter()
             .filter(|r| **r != node_id)
             .map(|r| (*r, FollowerProgress { log_end: -1, last_fetch: now, last_caught_up: now, leader_end_at_last_fetch: -1 }))
             .collect();
         let inner = Inner { isr: isr.to_vec(), adding: BTreeSet::new(), shrinking: false, followers };
-        LeaderState { tp, topic_id, node_id, epoch, epoch_start_offset, resigned: AtomicBool::new(false), inner: Mutex::new(inner) }
+        LeaderState { tp, topic_id, node_id, epoch, epoch_start_offset, resigned: tokio::sync::watch::channel(false).0, inner: Mutex::new(inner) }
     }
 
+    /// Wakes every request waiting on this leadership (see `resigned`).
     pub fn resign(&self) {
-        self.resigned.store(true, Ordering::Release);
+        self.resigned.send_replace(true);
     }
 
     pub fn has_resigned(&self) -> bool {
-        self.resigned.load(Ordering::Acquire)
+        *self.resigned.borrow()
+    }
+
+    /// Completes once this node no longer leads at `epoch`.
+    pub async fn wait_resigned(&self) {
+        let mut rx = self.resigned.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// The image moved on (same leader epoch): take its ISR and replica set as committed.
@@ -176,8 +187,12 @@ impl LeaderState {
 mod tests {
     use super::*;
 
+    fn image(epoch: i32, replicas: &[i32]) -> PartitionImage {
+        PartitionImage { leader: 1, leader_epoch: epoch, replicas: replicas.to_vec(), isr: replicas.to_vec() }
+    }
+
     fn state(now: Instant) -> LeaderState {
-        LeaderState::new(TopicPartition::new("t", 0), Uuid::nil(), 1, 3, 100, &[1, 2, 3], &[1, 2, 3], now)
+        LeaderState::new(TopicPartition::new("t", 0), Uuid::nil(), 1, &image(3, &[1, 2, 3]), 100, now)
     }
 
     #[test]
@@ -191,7 +206,7 @@ mod tests {
         assert_eq!(s.hw_cap(), 120);
         s.update_from_image(&[1, 2, 3], &[1, 2], now);
         assert_eq!(s.hw_cap(), 150, "3 left the ISR: it no longer holds the HW back");
-        let alone = LeaderState::new(TopicPartition::new("t", 0), Uuid::nil(), 1, 0, 0, &[1], &[1], now);
+        let alone = LeaderState::new(TopicPartition::new("t", 0), Uuid::nil(), 1, &image(0, &[1]), 0, now);
         assert_eq!(alone.hw_cap(), i64::MAX);
     }
 

@@ -128,10 +128,9 @@ impl ReplicaManager {
             async move {
                 loop {
                     {
+                        // Runs on through shutdown: a broker that handed its leaderships
+                        // away must still resign them (waking the requests waiting on them).
                         let Some(b) = weak.upgrade() else { return };
-                        if b.replicas.stopping.load(Ordering::Acquire) {
-                            return;
-                        }
                         let b2 = b.clone();
                         // Reconcile opens logs and writes epoch checkpoints: blocking work.
                         let _ = tokio::task::spawn_blocking(move || b2.replicas.ensure_current(&b2)).await;
@@ -151,7 +150,7 @@ impl ReplicaManager {
                 if b.replicas.stopping.load(Ordering::Acquire) {
                     return;
                 }
-                b.replicas.shrink_lagging(&b);
+                b.replicas.shrink_lagging();
             }
         });
     }
@@ -219,7 +218,7 @@ impl ReplicaManager {
                                 tracing::error!(partition = %tp.dir_name(), error = %e, "cannot record the leader epoch");
                             }
                             tracing::info!(partition = %tp.dir_name(), epoch = p.leader_epoch, log_end = start, isr = ?p.isr, "leading");
-                            Arc::new(LeaderState::new(tp.clone(), topic.id, me, p.leader_epoch, start, &p.replicas, &p.isr, now))
+                            Arc::new(LeaderState::new(tp.clone(), topic.id, me, p, start, now))
                         }
                     };
                     log.set_hw_cap(state.hw_cap());
@@ -311,12 +310,17 @@ impl ReplicaManager {
         let outcome = state.on_fetch(replica, fetch_offset, log.log_end_offset(), log.high_watermark(), Instant::now());
         log.set_hw_cap(state.hw_cap());
         if let FetchOutcome::ProposeAdd(r) = outcome {
+            if !self.broker().is_some_and(|b| b.image().is_live(r)) {
+                // Fenced (e.g. resumed after a stop, not yet heartbeating): not before it is live.
+                state.add_failed(r);
+                return;
+            }
             tracing::info!(partition = %state.tp.dir_name(), replica = r, "follower caught up: adding to the ISR");
             self.propose_isr(state.clone(), IsrChange::Add(r));
         }
     }
 
-    fn shrink_lagging(&self, broker: &Arc<Broker>) {
+    fn shrink_lagging(&self) {
         let now = Instant::now();
         let states: Vec<Arc<LeaderState>> = self.leaders.read().values().cloned().collect();
         for s in states {
@@ -325,7 +329,6 @@ impl ReplicaManager {
                 continue;
             }
             tracing::warn!(partition = %s.tp.dir_name(), lagging = ?lagging, "followers fell behind: shrinking the ISR");
-            let _ = broker;
             self.propose_isr(s, IsrChange::Remove(lagging));
         }
     }
@@ -345,6 +348,13 @@ impl ReplicaManager {
                     return Err(ApplyError::NotLeader { topic: t.name.clone(), partition: state.tp.partition });
                 }
                 let mut isr = p.isr.clone();
+                if let IsrChange::Add(r) = &change
+                    && !img.is_live(*r)
+                {
+                    // KIP-841: a fenced broker (stopped, or in controlled shutdown) never
+                    // rejoins an ISR, however caught up its last fetch looked.
+                    return Err(ApplyError::UnknownBroker(*r));
+                }
                 match &change {
                     IsrChange::Add(r) if !isr.contains(r) && p.replicas.contains(r) => isr.push(*r),
                     IsrChange::Remove(rs) => isr.retain(|r| *r == me || !rs.contains(r)),
