@@ -106,14 +106,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Removes every batch at or above `offset` (no-op when offset >= log end). Truncates
-    /// at a batch boundary: a batch containing `offset` is removed whole, so the log end
-    /// afterwards is the end of the last batch kept (<= `offset`). Segments above are
-    /// deleted, the containing segment and its indexes cut, and the producer state, txn
-    /// index, epoch cache, recovery point and log end rewound; everything kept is fsynced.
-    /// Below the log start it is [`Self::truncate_fully_and_start_at`] (as in Kafka).
-    /// Crash safe: see the module docs. On an error the log is reopened from disk.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+    /// Both truncations: the log must be open and the offset a valid one.
+    fn check_truncation_offset(&self, offset: i64) -> Result<()> {
         self.refuse_if_closed()?;
         if offset < 0 {
             return Err(Error::OffsetOutOfRange {
@@ -122,6 +116,18 @@ impl PartitionLog {
                 log_end: self.log_end_offset,
             });
         }
+        Ok(())
+    }
+
+    /// Removes every batch at or above `offset` (no-op when offset >= log end). Truncates
+    /// at a batch boundary: a batch containing `offset` is removed whole, so the log end
+    /// afterwards is the end of the last batch kept (<= `offset`). Segments above are
+    /// deleted, the containing segment and its indexes cut, and the producer state, txn
+    /// index, epoch cache, recovery point and log end rewound; everything kept is fsynced.
+    /// Below the log start it is [`Self::truncate_fully_and_start_at`] (as in Kafka).
+    /// Crash safe: see the module docs. On an error the log is reopened from disk.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        self.check_truncation_offset(offset)?;
         if offset >= self.log_end_offset {
             // No batch to remove, but an epoch assigned at the log end (a leader that
             // took over and wrote nothing) may have to go: left, it would be our
@@ -195,14 +201,7 @@ impl PartitionLog {
     /// Crash safe: segments go newest first; a crash before the new segment exists
     /// leaves a shorter log or an empty one at the old log start.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
-        self.refuse_if_closed()?;
-        if offset < 0 {
-            return Err(Error::OffsetOutOfRange {
-                requested: offset,
-                log_start: self.log_start_offset,
-                log_end: self.log_end_offset,
-            });
-        }
+        self.check_truncation_offset(offset)?;
         let result = self.truncate_fully_inner(offset);
         self.reload_if_failed(result)
     }
