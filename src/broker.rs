@@ -43,7 +43,8 @@ impl Broker {
     pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
         let identity = Identity::load_or_create(&config.data_dir, config.node_id)?;
         let quorum = config.quorum();
-        let single_voter = quorum.voters.len() == 1;
+        // Alone means the only voter; an observer of a one-voter quorum is not alone.
+        let single_voter = quorum.voters.len() == 1 && quorum.observer_addr.is_none();
         let metadata = Arc::new(MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), quorum)?);
         let shared_config = Arc::new(config.clone());
         let membership = crate::controller::membership::Membership::new(shared_config.clone(), identity.cluster_id.clone());

@@ -402,8 +402,26 @@ impl Config {
         let bad = |key: &str, reason: String| {
             Err(Error::InvalidValue { key: key.into(), value: self.raw.get(key).cloned().unwrap_or_default(), reason })
         };
+        let voters = &self.controller_quorum_voters;
         if !self.role_controller {
-            return bad("process.roles", "a broker without the controller role is not supported yet; use broker,controller or controller".into());
+            // A broker-only node is an observer of the quorum (a raft learner): the
+            // leader pushes the metadata log to it, so it needs the voters and a
+            // listener of its own for that stream.
+            if voters.is_empty() {
+                return bad("process.roles", "a broker without the controller role needs controller.quorum.voters to find the quorum".into());
+            }
+            if voters.iter().any(|v| v.id == self.node_id) {
+                return bad("controller.quorum.voters", format!("node.id {} is a voter but process.roles lacks controller", self.node_id));
+            }
+            if self.controller_listen.is_none() {
+                return bad(
+                    "controller.listener.names",
+                    format!(
+                        "a broker-only node needs a listeners entry named {} where the quorum sends it the metadata log",
+                        self.controller_listener_names.join(",")
+                    ),
+                );
+            }
         }
         if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
             return bad(
@@ -411,7 +429,6 @@ impl Config {
                 format!("must be below broker.session.timeout.ms ({}), or every broker is fenced between heartbeats", self.broker_session_timeout_ms),
             );
         }
-        let voters = &self.controller_quorum_voters;
         if !voters.is_empty() && !self.controller_quorum_bootstrap_servers.is_empty() {
             return bad("controller.quorum.bootstrap.servers", "set either controller.quorum.voters or controller.quorum.bootstrap.servers, not both".into());
         }
@@ -421,7 +438,7 @@ impl Config {
                 "a dynamic quorum of several controllers is not supported yet; list them in controller.quorum.voters (id@host:port)".into(),
             );
         }
-        if !voters.is_empty() && !voters.iter().any(|v| v.id == self.node_id) {
+        if self.role_controller && !voters.is_empty() && !voters.iter().any(|v| v.id == self.node_id) {
             return bad("controller.quorum.voters", format!("node.id {} has the controller role but is not among the voters", self.node_id));
         }
         if voters.len() > 1 && self.controller_listen.is_none() {
@@ -430,7 +447,7 @@ impl Config {
                 format!("no entry of listeners is named {} for the controller quorum to listen on", self.controller_listener_names.join(",")),
             );
         }
-        if voters.len() > 1 && self.role_broker && self.controller_listen.map(|c| c.port()) == Some(self.listen.port()) && self.listen.port() != 0 {
+        if (voters.len() > 1 || !self.role_controller) && self.role_broker && self.controller_listen.map(|c| c.port()) == Some(self.listen.port()) && self.listen.port() != 0 {
             return bad("listeners", "the controller listener and the client listener need different ports".into());
         }
         Ok(())
@@ -442,8 +459,15 @@ impl Config {
         if !self.controller_quorum_voters.is_empty() {
             q.voters = self.controller_quorum_voters.iter().map(|v| (v.id as u64, format!("{}:{}", v.host, v.port))).collect();
         }
-        if q.voters.len() > 1 {
+        if q.voters.len() > 1 || self.controller_listen.is_some() {
+            // A single voter listens too when configured to: broker-only nodes
+            // (observers) join and forward through it.
             q.listen = self.controller_listen;
+        }
+        if !self.role_controller {
+            q.observer_addr = self.controller_listen.map(|a| {
+                if a.ip().is_unspecified() { format!("{}:{}", self.advertise_host, a.port()) } else { a.to_string() }
+            });
         }
         q
     }
@@ -592,6 +616,17 @@ mod tests {
         let mut b = Config::default();
         b.set("process.roles", "broker").unwrap();
         assert!(b.validate().unwrap_err().to_string().contains("process.roles"));
+        // A broker-only node: not a voter, with a listener for the metadata stream.
+        b.set("node.id", "7").unwrap();
+        b.set("controller.quorum.voters", "1@127.0.0.1:9093").unwrap();
+        assert!(b.validate().unwrap_err().to_string().contains("controller.listener.names"));
+        b.set("listeners", "PLAINTEXT://127.0.0.1:19097,CONTROLLER://0.0.0.0:19098").unwrap();
+        b.validate().unwrap();
+        let q = b.quorum();
+        assert_eq!(q.observer_addr.as_deref(), Some("127.0.0.1:19098"));
+        assert!(!q.voters.contains_key(&7));
+        b.set("node.id", "1").unwrap();
+        assert!(b.validate().unwrap_err().to_string().contains("lacks controller"));
         let mut k = Config::default();
         k.set("process.roles", "controller").unwrap();
         k.validate().unwrap();

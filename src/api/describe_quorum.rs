@@ -1,4 +1,4 @@
-//! DescribeQuorum (55): the metadata quorum's leader, epoch and voters.
+//! DescribeQuorum (55): the metadata quorum's leader, epoch, voters and observers.
 //!
 //! Kafka answers this on the quorum leader, which alone knows how far each voter
 //! has replicated; a follower answers NOT_LEADER_OR_FOLLOWER with the leader it
@@ -27,18 +27,17 @@ pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> Describ
                 part.leader_id = BrokerId(view.leader.map(|l| l as i32).unwrap_or(-1));
                 part.leader_epoch = view.term as i32;
                 if view.is_leader {
+                    let state = |(id, _, leo): &(u64, String, i64)| {
+                        ReplicaState::default()
+                            .with_replica_id(BrokerId(*id as i32))
+                            .with_log_end_offset(*leo)
+                            .with_last_fetch_timestamp(-1)
+                            .with_last_caught_up_timestamp(-1)
+                    };
                     part.high_watermark = view.high_watermark;
-                    part.current_voters = view
-                        .voters
-                        .iter()
-                        .map(|(id, _, leo)| {
-                            ReplicaState::default()
-                                .with_replica_id(BrokerId(*id as i32))
-                                .with_log_end_offset(*leo)
-                                .with_last_fetch_timestamp(-1)
-                                .with_last_caught_up_timestamp(-1)
-                        })
-                        .collect();
+                    part.current_voters = view.voters.iter().map(state).collect();
+                    // Broker-only nodes: raft learners the leader streams the log to.
+                    part.observers = view.observers.iter().map(state).collect();
                 } else {
                     part.error_code = ResponseError::NotLeaderOrFollower.code();
                     part.high_watermark = -1;

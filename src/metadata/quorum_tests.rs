@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 
 fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>) -> MetadataStore {
     let listen = voters[&id].parse().ok();
-    MetadataStore::open_quorum(dir, Quorum { node_id: id, voters: voters.clone(), listen }).unwrap()
+    MetadataStore::open_quorum(dir, Quorum { node_id: id, voters: voters.clone(), listen, observer_addr: None }).unwrap()
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -192,4 +192,60 @@ fn silent_broker_is_fenced_and_its_partitions_re_led() {
     for s in &stores {
         rt.block_on(s.shutdown());
     }
+}
+
+/// A broker-only node observes a one-voter quorum as a raft learner: it joins,
+/// receives the log (before and after it joined), proposes through the leader,
+/// heartbeats it, and rejoins under a new address after a restart. A node id that
+/// belongs to a voter is refused.
+#[test]
+fn observer_joins_receives_the_log_and_proposes_through_the_leader() {
+    let voter_dir = tempfile::tempdir().unwrap();
+    let voters: BTreeMap<u64, String> = BTreeMap::from([(1, format!("127.0.0.1:{}", free_port()))]);
+    let voter = open(voter_dir.path(), 1, &voters);
+    wait_until("the voter leads", || voter.raft().metrics().current_leader == Some(1));
+    create(&voter, "before-join");
+
+    let open_observer = |dir: &Path, id: u64| {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let q = Quorum { node_id: id, voters: voters.clone(), listen: addr.parse().ok(), observer_addr: Some(addr) };
+        MetadataStore::open_quorum(dir, q).unwrap()
+    };
+    let obs_dir = tempfile::tempdir().unwrap();
+    let observer = open_observer(obs_dir.path(), 5);
+    wait_until("the observer receives the log", || observer.image().topic("before-join").is_some());
+    let view = voter.raft().quorum_view();
+    assert_eq!(view.voters.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1], "an observer never votes");
+    assert_eq!(view.observers.iter().map(|o| o.0).collect::<Vec<_>>(), vec![5]);
+
+    create(&observer, "via-observer");
+    assert!(voter.image().topic("via-observer").is_some(), "forwarded to the leader and committed");
+    create(&voter, "after-join");
+    wait_until("the observer follows new entries", || observer.image().topic("after-join").is_some());
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let incarnation = Uuid::new_v4();
+    let reg = crate::controller::Registration { id: 5, incarnation, host: "127.0.0.1".into(), port: 9005, rack: None };
+    let config = crate::config::Config::default();
+    observer.propose(|img| Ok(crate::controller::registration_records(img, &reg, false, "cid", &config))).unwrap();
+    let ack = rt.block_on(observer.raft().heartbeat(5, incarnation)).unwrap();
+    assert_eq!(ack, crate::raft::network::HeartbeatAck::Ok, "the observer's heartbeat reaches the leader");
+
+    // Restarted on another port: the leader learns the new address and streams on.
+    shutdown(observer);
+    let observer = open_observer(obs_dir.path(), 5);
+    create(&voter, "after-restart");
+    wait_until("the restarted observer catches up", || observer.image().topic("after-restart").is_some());
+    let addr = voter.raft().quorum_view().observers[0].1.clone();
+    wait_until("the leader has the new address", || voter.raft().quorum_view().observers[0].1 != addr || observer.raft().listen_addr.map(|a| a.to_string()) == Some(addr.clone()));
+
+    // A voter's id cannot observe.
+    let clash_dir = tempfile::tempdir().unwrap();
+    let clash = open_observer(clash_dir.path(), 1);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(clash.image().topic("before-join").is_none(), "a voter's id is refused as an observer");
+    assert_eq!(voter.raft().quorum_view().observers.len(), 1);
+    shutdown(clash);
+    shutdown(observer);
+    shutdown(voter);
 }

@@ -1,6 +1,7 @@
 //! The controllers' TCP transport: AppendEntries, Vote and InstallSnapshot for
 //! openraft, plus `Forward`, which carries a proposal from a follower to the leader,
-//! and `Heartbeat`, a broker's liveness beat to the leader (see `controller`).
+//! `Heartbeat`, a broker's liveness beat to the leader (see `controller`), and
+//! `Join`, a broker-only node asking to observe the log as a raft learner.
 //!
 //! A frame is `len: u32 | JSON`; the length is checked against `FRAME_BYTES_MAX`
 //! before anything is allocated. One request is in flight per connection; a client
@@ -69,6 +70,26 @@ pub enum HeartbeatAck {
     UnknownBroker,
 }
 
+/// A broker-only node asking the leader to stream it the log (add it as a learner).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Join {
+    pub node_id: NodeId,
+    /// Where this node's raft transport listens.
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JoinResult {
+    /// A learner at this address in the committed membership.
+    Ok,
+    /// Ask the leader instead (its raft address, when known).
+    NotLeader(Option<String>),
+    /// Not now (e.g. another membership change is under way): ask again.
+    Retry(String),
+    /// Refused for good: e.g. the id is a voter's.
+    Rejected(String),
+}
+
 #[derive(Serialize, Deserialize)]
 pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
@@ -76,6 +97,7 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Forward(Forward),
     Heartbeat(Heartbeat),
+    Join(Join),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +107,7 @@ pub enum Response {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Forward(ForwardResult),
     Heartbeat(HeartbeatAck),
+    Join(JoinResult),
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -260,6 +283,7 @@ async fn serve_conn(mut stream: TcpStream, core: &Core) -> std::io::Result<()> {
             Request::InstallSnapshot(r) => Response::InstallSnapshot(core.raft.install_snapshot(r).await),
             Request::Forward(f) => Response::Forward(core.lead(f).await),
             Request::Heartbeat(h) => Response::Heartbeat(core.accept_heartbeat(&h)),
+            Request::Join(j) => Response::Join(core.accept_join(j).await),
         };
         tokio::time::timeout(IO_TIMEOUT, write_frame(&mut stream, &resp)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }

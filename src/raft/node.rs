@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
 use super::log_store::LogStore;
-use super::network::{Client, Forward, ForwardResult, Heartbeat, HeartbeatAck, IO_TIMEOUT, NetworkFactory, Request, Response};
+use super::network::{Client, Forward, ForwardResult, Heartbeat, HeartbeatAck, IO_TIMEOUT, Join, JoinResult, NetworkFactory, Request, Response};
 use super::state_machine::{Published, StateMachine};
 use super::{Batch, Error, NodeId, Raft, Result};
 use crate::metadata::image::{ApplyError, Image};
@@ -41,6 +41,8 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const SINGLE_VOTER_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts while leadership is moving.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Pause between an observer's attempts to join while no leader takes it.
+const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// The quorum as this node sees it, for DescribeQuorum. Offsets are raft log
 /// offsets (index + 1 of the last entry), Kafka's "log end offset" of the metadata log.
@@ -54,6 +56,8 @@ pub struct QuorumView {
     /// Each voter with its raft address and, on the leader, its replicated log end
     /// offset (-1 when unknown: not the leader, or nothing matched yet).
     pub voters: Vec<(NodeId, String, i64)>,
+    /// Observers (broker-only nodes, raft learners), likewise.
+    pub observers: Vec<(NodeId, String, i64)>,
 }
 
 pub struct NodeConfig {
@@ -63,6 +67,9 @@ pub struct NodeConfig {
     pub voters: BTreeMap<NodeId, String>,
     /// Where this node's raft transport listens; None only for a single voter.
     pub listen: Option<SocketAddr>,
+    /// Some for an observer (a broker-only node, not among `voters`): the address
+    /// it asks the leader to stream the log to, as a raft learner.
+    pub observer_addr: Option<String>,
     /// Directory for the raft log, vote and snapshot.
     pub dir: PathBuf,
 }
@@ -135,6 +142,8 @@ impl RaftNode {
         let id = cfg.node_id;
         let voters = cfg.voters.clone();
         let listen = cfg.listen;
+        let observer_addr = cfg.observer_addr.clone();
+        let join_shutdown = shutdown_rx.clone();
         let started = run_blocking(&handle, async move {
             let listener = match listen {
                 Some(a) => Some(TcpListener::bind(a).await?),
@@ -150,7 +159,13 @@ impl RaftNode {
                 }
                 None => None,
             };
-            start_quorum(&raft, id, &voters).await?;
+            match observer_addr {
+                // Every start: the leader may not have it yet, or under another address.
+                Some(addr) => {
+                    tokio::spawn(join_as_observer(core.clone(), voters, addr, join_shutdown));
+                }
+                None => start_quorum(&raft, id, &voters).await?,
+            }
             Ok::<_, Error>((core, listen_addr))
         });
         let (core, listen_addr) = match started {
@@ -186,26 +201,24 @@ impl RaftNode {
         let m = self.metrics();
         let is_leader = m.state == ServerState::Leader;
         let end = |idx: Option<u64>| idx.map(|i| i as i64 + 1).unwrap_or(0);
-        let voters = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .map(|id| {
-                let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
-                let leo = match (&m.replication, is_leader) {
-                    _ if is_leader && id == m.id => end(m.last_log_index),
-                    (Some(r), true) => r.get(&id).map(|l| end(l.map(|l| l.index))).unwrap_or(-1),
-                    _ => -1,
-                };
-                (id, addr, leo)
-            })
-            .collect();
+        let progress = |id: NodeId| {
+            let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+            let leo = match (&m.replication, is_leader) {
+                _ if is_leader && id == m.id => end(m.last_log_index),
+                (Some(r), true) => r.get(&id).map(|l| end(l.map(|l| l.index))).unwrap_or(-1),
+                _ => -1,
+            };
+            (id, addr, leo)
+        };
+        let voters = m.membership_config.membership().voter_ids().map(progress).collect();
+        let observers = m.membership_config.membership().learner_ids().map(progress).collect();
         QuorumView {
             leader: m.current_leader,
             term: m.current_term,
             is_leader,
             high_watermark: if is_leader { end(m.last_applied.map(|l| l.index)) } else { -1 },
             voters,
+            observers,
         }
     }
 
@@ -310,6 +323,42 @@ async fn start_quorum(raft: &Raft, id: NodeId, voters: &BTreeMap<NodeId, String>
     Ok(())
 }
 
+/// An observer asks the voters, until the leader adds it as a learner (or already
+/// has it at this address); from then on the leader streams it the log.
+async fn join_as_observer(core: Arc<Core>, voters: BTreeMap<NodeId, String>, addr: String, mut shutdown: watch::Receiver<bool>) {
+    let voters: Vec<String> = voters.into_values().collect();
+    let mut next = 0usize;
+    let mut hint: Option<String> = None;
+    let join = Request::Join(Join { node_id: core.id, addr: addr.clone() });
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let target = hint.take().unwrap_or_else(|| {
+            next += 1;
+            voters[(next - 1) % voters.len()].clone()
+        });
+        match Client::new(target.clone()).call(&join, IO_TIMEOUT).await {
+            Ok(Response::Join(JoinResult::Ok)) => {
+                tracing::info!(%addr, via = %target, "observing the metadata quorum");
+                return;
+            }
+            Ok(Response::Join(JoinResult::NotLeader(leader))) => hint = leader,
+            Ok(Response::Join(JoinResult::Rejected(reason))) => {
+                tracing::error!(%reason, "the metadata quorum refused this broker as an observer");
+                return;
+            }
+            Ok(Response::Join(JoinResult::Retry(reason))) => tracing::debug!(%reason, "joining the metadata quorum: retrying"),
+            Ok(_) => tracing::warn!(%target, "unexpected answer to a join"),
+            Err(e) => tracing::debug!(error = %e, "joining the metadata quorum: retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(JOIN_RETRY_PAUSE) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 /// Why a leader-side attempt did not commit.
 enum LeadError {
     /// Leadership moved or is not settled: try again.
@@ -391,6 +440,34 @@ impl Core {
                 HeartbeatAck::Ok
             }
             _ => HeartbeatAck::UnknownBroker,
+        }
+    }
+
+    /// Add an observer as a learner (or update its address). Leader only.
+    pub(super) async fn accept_join(&self, j: Join) -> JoinResult {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        if m.state != ServerState::Leader {
+            let leader = m.current_leader.filter(|l| *l != self.id).and_then(|l| membership.get_node(&l).map(|n| n.addr.clone()));
+            return JoinResult::NotLeader(leader);
+        }
+        if membership.voter_ids().any(|v| v == j.node_id) {
+            return JoinResult::Rejected(format!("node id {} belongs to a voter of the metadata quorum", j.node_id));
+        }
+        let node = BTreeMap::from([(j.node_id, BasicNode::new(&j.addr))]);
+        let change = match membership.get_node(&j.node_id) {
+            Some(n) if n.addr == j.addr => return JoinResult::Ok,
+            // Restarted elsewhere: only the address changes, never the voter set.
+            Some(_) => ChangeMembers::SetNodes(node),
+            None => ChangeMembers::AddNodes(node),
+        };
+        match self.raft.change_membership(change, true).await {
+            Ok(_) => {
+                tracing::info!(node = j.node_id, addr = %j.addr, "observer joined the metadata quorum");
+                JoinResult::Ok
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => JoinResult::NotLeader(None),
+            Err(e) => JoinResult::Retry(e.to_string()),
         }
     }
 
