@@ -1,6 +1,7 @@
 """A multi-node cluster for the compat suite: ``size`` processes, each
-``process.roles=broker,controller``, one static metadata quorum
-(``controller.quorum.voters``), own data dir, client port and controller port.
+``process.roles=broker,controller`` unless ``roles`` says otherwise (``broker``,
+``controller``), one static metadata quorum (``controller.quorum.voters``: the nodes
+with the controller role), own data dir, client port and controller port.
 
 Two kinds, same interface (as brokers.py for one node):
   * ``"sluice"``: the sluice binary with ``--override``s (node i gets ``--node-id i``).
@@ -98,18 +99,43 @@ def quorum_leader(host: str, port: int, timeout_s: float = 5.0) -> tuple[int, in
 
 # -- nodes ----------------------------------------------------------------------------
 
+def _wait_controller_port(node, host: str, port: int) -> None:
+    """A controller-only node serves no Kafka clients: ready once its raft port accepts."""
+    deadline = time.monotonic() + node.start_timeout_s
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise BrokerError(f"controller exited with {node.proc.returncode} during startup\n"
+                              f"{node.log_tail()}")
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise BrokerError(f"controller port {host}:{port} not open after {node.start_timeout_s}s\n"
+                      f"{node.log_tail()}")
+
+
 class SluiceNode(brokers.SluiceBroker):
-    """One sluice process of a cluster; ``voters`` is set by the Cluster."""
+    """One sluice process of a cluster; ``voters`` and ``roles`` are set by the Cluster.
+    A broker-only sluice node still has a CONTROLLER listener: the quorum leader
+    streams the metadata log to it there (it is a raft learner, an observer)."""
 
     def __init__(self, work_dir: Path, node_id: int, **kw):
         super().__init__(work_dir, **kw)
         self.node_id = node_id
         self.controller_port = brokers.free_port()
         self.voters = ""
+        self.roles = "broker,controller"
+
+    def wait_ready(self) -> None:
+        if "broker" in self.roles:
+            super().wait_ready()
+        else:
+            _wait_controller_port(self, self.host, self.controller_port)
 
     def _command(self) -> list[str]:
         self.overrides = {
-            "process.roles": "broker,controller",
+            "process.roles": self.roles,
             "controller.quorum.voters": self.voters,
             "controller.listener.names": "CONTROLLER",
             "listeners": f"PLAINTEXT://{self.bootstrap},"
@@ -127,11 +153,25 @@ class KafkaNode(brokers.KafkaBroker):
         self.node_id = node_id
         self.voters = ""
         self.cluster_id = ""
+        self.roles = "broker,controller"
+
+    def wait_ready(self) -> None:
+        if "broker" in self.roles:
+            super().wait_ready()
+        else:
+            _wait_controller_port(self, self.host, self.controller_port)
 
     def _config(self) -> dict[str, str]:
         cfg = super()._config()
         del cfg["controller.quorum.bootstrap.servers"]
         cfg["controller.quorum.voters"] = self.voters
+        cfg["process.roles"] = self.roles
+        if self.roles == "broker":
+            cfg["listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
+        elif self.roles == "controller":
+            cfg["listeners"] = f"CONTROLLER://{self.host}:{self.controller_port}"
+            del cfg["advertised.listeners"]
+            del cfg["inter.broker.listener.name"]
         return cfg
 
     def _command(self) -> list[str]:
@@ -172,11 +212,13 @@ ACTIVE: list["Cluster"] = []
 class Cluster:
     def __init__(self, kind: str, work_dir: Path, size: int = 3,
                  overrides: dict[str, str] | None = None, kafka_heap: str = "384m",
-                 start_timeout_s: float = 90.0):
+                 start_timeout_s: float = 90.0, roles: dict[int, str] | None = None):
         self.kind = kind.lower()
         self.work_dir = Path(work_dir)
         self.size = size
-        overrides = {**FAST_FAILURE, **_internal_topics(size), **(overrides or {})}
+        self.roles = {i: (roles or {}).get(i, "broker,controller") for i in range(1, size + 1)}
+        n_brokers = sum("broker" in r for r in self.roles.values())
+        overrides = {**FAST_FAILURE, **_internal_topics(n_brokers), **(overrides or {})}
         self.nodes: dict[int, brokers.Broker] = {}
         for i in range(1, size + 1):
             wd = self.work_dir / f"node{i}"
@@ -188,11 +230,13 @@ class Cluster:
             else:
                 raise BrokerError(f"unknown cluster kind {kind!r}")
             self.nodes[i] = n
-        voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items())
+        voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items()
+                          if "controller" in self.roles[i])
         cid = new_cluster_id()
-        for n in self.nodes.values():
+        for i, n in self.nodes.items():
             n.voters = voters
             n.cluster_id = cid
+            n.roles = self.roles[i]
         self.stopped: set[int] = set()  # SIGSTOPped nodes
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -268,6 +312,13 @@ class Cluster:
         """Running and not SIGSTOPped."""
         return [i for i, n in self.nodes.items() if n.is_running() and i not in self.stopped]
 
+    def brokers(self) -> list[int]:
+        """Nodes with the broker role (the ones clients talk to)."""
+        return [i for i in self.nodes if "broker" in self.roles[i]]
+
+    def live_brokers(self) -> list[int]:
+        return [i for i in self.live() if i in self.brokers()]
+
     def kill9(self, i: int) -> None:
         if i in self.stopped:
             self.sigcont(i)
@@ -300,11 +351,11 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
-        """Every node's client address."""
-        return ",".join(n.bootstrap for n in self.nodes.values())
+        """Every broker's client address."""
+        return ",".join(self.nodes[i].bootstrap for i in self.brokers())
 
     def live_bootstrap(self) -> str:
-        return ",".join(self.nodes[i].bootstrap for i in self.live())
+        return ",".join(self.nodes[i].bootstrap for i in self.live_brokers())
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(f"== node {i}\n{n.log_tail(lines)}" for i, n in self.nodes.items())
@@ -316,7 +367,7 @@ class Cluster:
         seen: dict[int, object] = {}
         while time.monotonic() < deadline:
             seen.clear()
-            for i in self.live():
+            for i in self.live_brokers():
                 n = self.nodes[i]
                 try:
                     err, leader, _ = quorum_leader(n.host, n.port)

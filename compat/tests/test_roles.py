@@ -1,0 +1,144 @@
+"""Separate roles (``process.roles``): a controller-only node, two combined nodes and
+two broker-only nodes in one cluster (sluice or Kafka KRaft, cluster.Cluster).
+
+The voters are nodes 1-3 (1 serves no clients); 4 and 5 are brokers that only
+observe the metadata quorum. Checked with real clients: the cluster lists brokers
+2-5 and never places a replica on the controller-only node; Kafka's
+``kafka-metadata-quorum describe --replication`` shows voters 1-3 and observers 4
+and 5; a topic created through one broker-only node is served through the other;
+after the quorum leader is killed, the broker-only nodes follow the new leader (a
+topic created after the failover reaches them, data flows); a broker-only node
+killed with SIGKILL is fenced, its leaderships move, and after a restart it is back
+in the ISRs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import brokers
+from cluster import Cluster, cluster_kind
+from util import rdkafka_conf, unique_topic
+
+ROLES = {1: "controller", 2: "broker,controller", 3: "broker,controller", 4: "broker", 5: "broker"}
+VOTERS, OBSERVERS, BROKERS = {1, 2, 3}, {4, 5}, {2, 3, 4, 5}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(cluster_kind(), tmp_path / "cluster", size=5, roles=ROLES,
+                overrides=brokers.overrides_from_env())
+    c.start()
+    yield c
+    c.stop()
+
+
+def live_broker_ids(bootstrap: str) -> set[int]:
+    md = AdminClient(rdkafka_conf(bootstrap)).list_topics(timeout=10)
+    return set(md.brokers)
+
+
+def quorum_replication(bootstrap: str) -> dict[int, str]:
+    """node id -> Leader / Follower / Observer, from Kafka's MetadataQuorumCommand."""
+    cmd = brokers.java_command("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
+                               bootstrap, "describe", "--replication")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    if res.returncode != 0:
+        raise AssertionError(f"kafka-metadata-quorum failed:\n{res.stdout}\n{res.stderr}")
+    rows = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s*(\d+)\s+.*\b(Leader|Follower|Observer)\s*$", line)
+        if m:
+            rows[int(m.group(1))] = m.group(2)
+    return rows
+
+
+def create(bootstrap: str, name: str, partitions: int, rf: int) -> None:
+    """CreateTopics; an earlier attempt that timed out may have created it."""
+    admin = AdminClient(rdkafka_conf(bootstrap))
+    try:
+        admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name].result(timeout=60)
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
+def produce(bootstrap: str, topic: str, n: int, tag: str) -> None:
+    p = Producer(rdkafka_conf(bootstrap, acks="all", **{"enable.idempotence": True}))
+    failed = []
+    for i in range(n):
+        p.produce(topic, value=f"{tag}-{i}".encode(), on_delivery=lambda e, m: e and failed.append(e))
+    assert p.flush(60) == 0, "not every record was delivered"
+    assert not failed, failed[:3]
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, expect: int) -> list[str]:
+    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False}))
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < expect and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append(m.value().decode())
+    c.close()
+    return got
+
+
+def test_controller_only_and_broker_only_nodes(cluster):
+    c = cluster
+    b4, b5 = c.node(4).bootstrap, c.node(5).bootstrap
+    c.wait_for("brokers 2-5 listed (never the controller-only node)",
+               lambda: ((ids := live_broker_ids(b4)) == BROKERS, ids))
+
+    roles = c.wait_for("voters 1-3 and observers 4, 5 in DescribeQuorum",
+                       lambda: ((r := quorum_replication(b5)) and
+                                {i for i, s in r.items() if s != "Observer"} == VOTERS and
+                                OBSERVERS <= {i for i, s in r.items() if s == "Observer"}, r),
+                       timeout_s=60)
+    print(f"quorum: {roles}")
+
+    # Created through one broker-only node, served through the other.
+    t = unique_topic("roles")
+    create(b4, t, 4, 3)
+    d = c.wait_for("a leader for every partition", lambda: (
+        (d := c.describe(t)) and all(p["leader"] in BROKERS for p in d.values()), d))
+    assert all(set(p["replicas"]) <= BROKERS and len(p["replicas"]) == 3 for p in d.values()), d
+    produce(b5, t, 400, "a")
+    assert sorted(read_all(b4, t, 4, 400)) == sorted(f"a-{i}" for i in range(400))
+
+    # Kill the quorum leader: the broker-only nodes follow whoever leads next.
+    leader = c.quorum_leader()
+    c.kill9(leader)
+    new_leader = c.wait_for("a new quorum leader", lambda: ((l := c.quorum_leader()) != leader, l),
+                            timeout_s=60)
+    print(f"quorum leader {leader} killed; {new_leader} leads")
+    t2 = unique_topic("roles-after")
+    c.wait_for("topic created after the failover", lambda: (create(b4, t2, 2, 2) is None, None),
+               timeout_s=60)
+    c.wait_for("the other observer sees it", lambda: (
+        len((d := c.describe(t2))) == 2 and all(p["leader"] in BROKERS for p in d.values()), d))
+    produce(b5, t2, 100, "b")
+    assert sorted(read_all(b4, t2, 2, 100)) == sorted(f"b-{i}" for i in range(100))
+    c.restart(leader)
+
+    # A broker-only node dies: fenced, its leaderships move; restarted, back in every ISR.
+    c.kill9(4)
+    def node4_gone():
+        d = c.describe(t)
+        ok = 4 not in live_broker_ids(b5) and all(p["leader"] != 4 and 4 not in p["isr"] for p in d.values())
+        return ok, d
+    c.wait_for("node 4 fenced and led nowhere", node4_gone, timeout_s=60)
+    produce(b5, t, 100, "c")
+    c.restart(4)
+    def node4_back():
+        d = c.describe(t)
+        return all(4 in p["isr"] for p in d.values() if 4 in p["replicas"]), d
+    c.wait_for("node 4 back in every ISR it is a replica of", node4_back, timeout_s=60)
+    got = read_all(b4, t, 4, 500)
+    assert sorted(got) == sorted([f"a-{i}" for i in range(400)] + [f"c-{i}" for i in range(100)])
