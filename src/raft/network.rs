@@ -242,35 +242,17 @@ impl RaftNetwork<TypeConfig> for Network {
 }
 
 /// Accept controller connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let core = core.clone();
-                conns.spawn(async move {
-                    if let Err(e) = serve_conn(stream, &core).await {
-                        tracing::debug!(%peer, error = %e, "raft connection closed");
-                    }
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "raft accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+pub async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: watch::Receiver<bool>) {
+    let mut conns = crate::server::accept::accept_bounded(listener, CONNECTIONS_MAX, shutdown, |stream, peer| {
+        let core = core.clone();
+        async move {
+            if let Err(e) = serve_conn(stream, &core).await {
+                tracing::debug!(%peer, error = %e, "raft connection closed");
             }
         }
-        while conns.try_join_next().is_some() {}
-    }
+    })
+    .await;
+    // Raft RPCs are retried by their senders: nothing to drain.
     conns.abort_all();
 }
 

@@ -1,10 +1,11 @@
 //! Listener, connection limits and the one shutdown path.
 //!
-//! A permit from the `connections_max` semaphore is taken before `accept()`, so a
-//! flood of connections waits in the kernel backlog instead of in our memory.
+//! At most `connections_max` connections are served at once (`accept`): a flood
+//! waits in the kernel backlog instead of in our memory.
 //! Shutdown: one watch signal; stop accepting, let connections finish what they
 //! have read, then fsync and close every log.
 
+pub mod accept;
 pub mod connection;
 pub mod dispatch;
 
@@ -13,8 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 use crate::broker::Broker;
 
@@ -57,38 +57,13 @@ impl Server {
     }
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(broker.config.connections_max));
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
     let pool = Arc::new(connection::MemoryPool::new(broker.config.queued_bytes_max));
-    let mut conns = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let broker = broker.clone();
-                let pool = pool.clone();
-                let rx = shutdown.clone();
-                conns.spawn(async move {
-                    connection::serve(broker, pool, stream, rx).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        while conns.try_join_next().is_some() {}
-    }
-    drop(listener);
+    let rx = shutdown.clone();
+    let mut conns = accept::accept_bounded(listener, broker.config.connections_max, shutdown, |stream, _| {
+        connection::serve(broker.clone(), pool.clone(), stream, rx.clone())
+    })
+    .await;
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("connections still busy after drain timeout; aborting them");
