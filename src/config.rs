@@ -113,6 +113,14 @@ pub struct Config {
     /// `unclean.leader.election.enable`: when no ISR member is live, elect any live
     /// replica (losing what only the ISR had) rather than leave the partition offline.
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back
+    /// to preferred replicas when a broker's share of lost leaderships is too high.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`: the share of a broker's preferred
+    /// partitions it may not lead before a rebalance acts.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR
     /// (used by replication).
     pub replica_lag_time_max_ms: u64,
@@ -169,6 +177,9 @@ impl Default for Config {
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             replica_lag_time_max_ms: 30_000,
             min_insync_replicas: 1,
             raw: BTreeMap::new(),
@@ -361,6 +372,15 @@ impl Config {
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = positive(key, value, parse_num(key, value)?)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = positive(key, value, parse_num(key, value)?)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(key, value)?,
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse_bool(key, value)?,
+            "leader.imbalance.check.interval.seconds" => self.leader_imbalance_check_interval_seconds = positive(key, value, parse_num(key, value)?)?,
+            "leader.imbalance.per.broker.percentage" => {
+                let v: u32 = parse_num(key, value)?;
+                if v > 100 {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "must be between 0 and 100".into() });
+                }
+                self.leader_imbalance_per_broker_percentage = v;
+            }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = positive(key, value, parse_num(key, value)?)?,
             "min.insync.replicas" => self.min_insync_replicas = positive(key, value, parse_num(key, value)?)?,
             // Read from `raw` by the transaction coordinator (txn::Settings); checked here.

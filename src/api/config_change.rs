@@ -145,6 +145,16 @@ fn apply_blocking(broker: &Broker, change: &Change, validate_only: bool) -> Resu
     Ok(())
 }
 
+/// Kafka's replication throttle configs (KIP-73), broker and topic level. sluice does
+/// not throttle replication: setting one is refused, deleting one is accepted.
+const REPLICATION_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
 /// The resource's dynamic configs after `change`, every value validated.
 fn new_configs(image: &Image, target: &Target, change: &Change) -> Result<BTreeMap<String, String>, ConfigError> {
     let current = target.current(image)?;
@@ -154,6 +164,12 @@ fn new_configs(image: &Image, target: &Target, change: &Change) -> Result<BTreeM
     }
     let mut new = if change.replace { BTreeMap::new() } else { current.clone() };
     for (key, op) in &change.ops {
+        if matches!(op, Op::Delete) && REPLICATION_THROTTLES.contains(&key.as_str()) {
+            // Nothing throttles replication here, so there is never one to clear; the
+            // reassignment tool clears them after every --verify and --cancel.
+            new.remove(key);
+            continue;
+        }
         let def = target.definition(key)?;
         let null = || ConfigError::InvalidRequest(format!("Null value not supported for : {key}"));
         let value = match op {

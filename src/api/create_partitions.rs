@@ -70,7 +70,7 @@ async fn grow(ctx: &RequestContext, name: &str, count: i32, assignments: Option<
                     Ok(parts) => Ok(parts
                         .into_iter()
                         .zip(from..)
-                        .map(|(p, i)| MetadataRecord::Partition { topic_id: t.id, partition: i, leader: p.leader, leader_epoch: p.leader_epoch, replicas: p.replicas, isr: p.isr })
+                        .map(|(p, i)| MetadataRecord::partition(t.id, i, p))
                         .collect()),
                     Err(e) => {
                         rejected = Some(e);

@@ -102,14 +102,7 @@ pub fn validate(_broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), Cre
 pub fn records_for(image: &Image, t: &NewTopic, id: Uuid) -> Result<Vec<MetadataRecord>, CreateError> {
     let partitions = place(image, 0, t.partitions, t.replication_factor, t.assignments.as_deref(), None)?;
     let mut records = vec![MetadataRecord::Topic { name: t.name.clone(), id }];
-    records.extend(partitions.into_iter().enumerate().map(|(p, pi)| MetadataRecord::Partition {
-        topic_id: id,
-        partition: p as i32,
-        leader: pi.leader,
-        leader_epoch: pi.leader_epoch,
-        replicas: pi.replicas,
-        isr: pi.isr,
-    }));
+    records.extend(partitions.into_iter().enumerate().map(|(p, pi)| MetadataRecord::partition(id, p as i32, pi)));
     records.extend(t.configs.iter().map(|(k, v)| MetadataRecord::Config {
         resource: ConfigResource::Topic(t.name.clone()),
         key: k.clone(),

@@ -35,13 +35,13 @@ pub fn on_fenced(p: &PartitionImage, fenced: i32, is_live: impl Fn(i32) -> bool,
     }
     let epoch = p.leader_epoch + 1;
     if let Some(&leader) = p.replicas.iter().find(|&&r| shrunk.contains(&r) && live(r)) {
-        return Some(PartitionImage { leader, leader_epoch: epoch, replicas: p.replicas.clone(), isr: shrunk });
+        return Some(PartitionImage { leader, leader_epoch: epoch, isr: shrunk, ..p.clone() });
     }
-    if unclean && let Some(&leader) = p.replicas.iter().find(|&&r| live(r)) {
-        return Some(PartitionImage { leader, leader_epoch: epoch, replicas: p.replicas.clone(), isr: vec![leader] });
+    if unclean && let Some(&leader) = p.replicas.iter().find(|&&r| live(r) && unclean_candidate(p, r)) {
+        return Some(PartitionImage { leader, leader_epoch: epoch, isr: vec![leader], ..p.clone() });
     }
     let isr = if shrunk.is_empty() { vec![fenced] } else { shrunk };
-    Some(PartitionImage { leader: NO_LEADER, leader_epoch: epoch, replicas: p.replicas.clone(), isr })
+    Some(PartitionImage { leader: NO_LEADER, leader_epoch: epoch, isr, ..p.clone() })
 }
 
 /// The partition after `back` was unfenced, or None when it does not change: an
@@ -55,7 +55,13 @@ pub fn on_unfenced(p: &PartitionImage, back: i32, unclean: bool) -> Option<Parti
     if p.isr.contains(&back) {
         return Some(PartitionImage { leader: back, leader_epoch: epoch, ..p.clone() });
     }
-    unclean.then(|| PartitionImage { leader: back, leader_epoch: epoch, replicas: p.replicas.clone(), isr: vec![back] })
+    (unclean && unclean_candidate(p, back)).then(|| PartitionImage { leader: back, leader_epoch: epoch, isr: vec![back], ..p.clone() })
+}
+
+/// Whether replica `r` may lead `p` out of sync: not a replica a reassignment is
+/// still adding, which may hold nothing of the partition yet.
+pub fn unclean_candidate(p: &PartitionImage, r: i32) -> bool {
+    !p.adding_replicas.contains(&r)
 }
 
 #[cfg(test)]
@@ -63,7 +69,7 @@ mod tests {
     use super::*;
 
     fn part(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
-        PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec() }
+        PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - `liveness`: the leader's heartbeat table and the fence / unfence rule.
 //! - `election`: one partition's new leader and ISR when a broker leaves or returns.
 //! - `placement`: replicas for new partitions.
+//! - `preferred`: requested elections (ElectLeaders) and the preferred-leader rebalance.
+//! - `reassignment`: moving a partition's replicas (AlterPartitionReassignments).
 //! - here: the record builders that combine them, the loop that runs them on the
 //!   quorum leader, and controlled shutdown.
 //!
@@ -18,6 +20,8 @@ pub mod election;
 pub mod liveness;
 pub mod membership;
 pub mod placement;
+pub mod preferred;
+pub mod reassignment;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -41,14 +45,7 @@ pub fn unclean_allowed(config: &Config, image: &Image, topic: &TopicImage) -> bo
 }
 
 fn partition_record(topic: &TopicImage, partition: usize, p: PartitionImage) -> MetadataRecord {
-    MetadataRecord::Partition {
-        topic_id: topic.id,
-        partition: partition as i32,
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        replicas: p.replicas,
-        isr: p.isr,
-    }
+    MetadataRecord::partition(topic.id, partition as i32, p)
 }
 
 /// Apply `records` to the working copy as they are emitted, so later decisions in
@@ -173,6 +170,9 @@ struct Lead {
     /// Each broker's (incarnation, fenced) at the last tick: a live → fenced change
     /// of one incarnation makes its older beats stale (see `liveness`).
     seen: HashMap<i32, (Uuid, bool)>,
+    /// When the preferred-leader rebalance last looked (Kafka waits one interval
+    /// after a controller takes over).
+    last_rebalance: Instant,
 }
 
 /// Start the controller loop on the current tokio runtime. It stops when the store
@@ -224,7 +224,7 @@ async fn run(store: Weak<MetadataStore>, config: Arc<Config>) {
                 liveness.clear();
                 let seen = image.brokers.values().map(|b| (b.id, (b.incarnation, b.fenced))).collect();
                 tracing::info!(term = m.current_term, "controller: leading; broker session clocks start now");
-                lead.insert(Lead { term: m.current_term, since: now, seen })
+                lead.insert(Lead { term: m.current_term, since: now, seen, last_rebalance: now })
             }
         };
         for b in image.brokers.values() {
@@ -232,6 +232,11 @@ async fn run(store: Weak<MetadataStore>, config: Arc<Config>) {
                 liveness.forget_before(b.id, now);
             }
             l.seen.insert(b.id, (b.incarnation, b.fenced));
+        }
+        let rebalance_interval = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
+        if config.auto_leader_rebalance_enable && now.duration_since(l.last_rebalance) >= rebalance_interval {
+            l.last_rebalance = now;
+            rebalance(store.clone(), l.term, config.leader_imbalance_per_broker_percentage).await;
         }
         let verdict = judge(&image, &|id| liveness.get(id), l.since, now, exempt);
         if verdict.fence.is_empty() && verdict.unfence.is_empty() {
@@ -259,6 +264,26 @@ async fn run(store: Weak<MetadataStore>, config: Arc<Config>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "controller: could not log broker liveness changes"),
             Err(e) => tracing::warn!(error = %e, "controller: liveness proposal task failed"),
         }
+    }
+}
+
+/// One automatic preferred-leader rebalance (`auto.leader.rebalance.enable`), as the
+/// leader of raft term `term` only: a deposed controller's view may be stale.
+async fn rebalance(store: Arc<MetadataStore>, term: u64, threshold_percent: u32) {
+    let result = tokio::task::spawn_blocking(move || {
+        store.propose(|img| {
+            let m = store.raft().metrics();
+            if m.state != openraft::ServerState::Leader || m.current_term != term {
+                return Err(crate::metadata::image::ApplyError::NotController);
+            }
+            Ok(preferred::rebalance_records(img, threshold_percent))
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "controller: preferred leader rebalance not made"),
+        Err(e) => tracing::warn!(error = %e, "controller: rebalance task failed"),
     }
 }
 

@@ -84,10 +84,10 @@ pub fn validate_manual(assignments: &[Vec<i32>], is_registered: impl Fn(i32) -> 
 pub fn new_partition(replicas: Vec<i32>, is_live: impl Fn(i32) -> bool) -> PartitionImage {
     let isr: Vec<i32> = replicas.iter().copied().filter(|&r| is_live(r)).collect();
     match isr.first() {
-        Some(&leader) => PartitionImage { leader, leader_epoch: 0, replicas, isr },
+        Some(&leader) => PartitionImage { leader, leader_epoch: 0, replicas, isr, ..Default::default() },
         None => {
             let isr = replicas[..1.min(replicas.len())].to_vec();
-            PartitionImage { leader: super::election::NO_LEADER, leader_epoch: 0, replicas, isr }
+            PartitionImage { leader: super::election::NO_LEADER, leader_epoch: 0, replicas, isr, ..Default::default() }
         }
     }
 }

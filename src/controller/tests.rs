@@ -30,7 +30,7 @@ fn cluster() -> (Image, Config) {
     let id = Uuid::new_v4();
     let mut r = vec![MetadataRecord::Topic { name: "t".into(), id }];
     for (p, replicas) in [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]].into_iter().enumerate() {
-        r.push(MetadataRecord::Partition { topic_id: id, partition: p as i32, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas });
+        r.push(MetadataRecord::Partition { topic_id: id, partition: p as i32, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas, adding_replicas: vec![], removing_replicas: vec![] });
     }
     apply(&mut img, &r);
     (img, config)

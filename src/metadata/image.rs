@@ -11,12 +11,28 @@ use uuid::Uuid;
 
 use super::record::{ConfigResource, MetadataRecord};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
+    /// During a reassignment (KIP-455): the target replicas first, then the
+    /// current ones being removed.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas a reassignment in progress adds (target − original); empty when
+    /// none is. Absent in images and records from before reassignments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress removes (original − target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// True while a reassignment of this partition is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,10 +176,17 @@ impl Image {
                 self.topics.insert(name.clone(), Arc::new(t));
                 self.topic_names_by_id.insert(*id, name.clone());
             }
-            MetadataRecord::Partition { topic_id, partition, leader, leader_epoch, replicas, isr } => {
+            MetadataRecord::Partition { topic_id, partition, leader, leader_epoch, replicas, isr, adding_replicas, removing_replicas } => {
                 let name = self.topic_names_by_id.get(topic_id).ok_or(ApplyError::UnknownTopicId(*topic_id))?.clone();
                 let topic = Arc::make_mut(self.topics.get_mut(&name).expect("id index and topics agree"));
-                let p = PartitionImage { leader: *leader, leader_epoch: *leader_epoch, replicas: replicas.clone(), isr: isr.clone() };
+                let p = PartitionImage {
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    adding_replicas: adding_replicas.clone(),
+                    removing_replicas: removing_replicas.clone(),
+                };
                 let idx = *partition as usize;
                 if idx < topic.partitions.len() {
                     topic.partitions[idx] = p;

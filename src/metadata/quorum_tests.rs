@@ -42,7 +42,7 @@ fn create(store: &MetadataStore, name: &str) {
             assert!(img.topic(name).is_none(), "{name} proposed twice");
             Ok(vec![
                 MetadataRecord::Topic { name: name.into(), id },
-                MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1] },
+                MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1], adding_replicas: vec![], removing_replicas: vec![] },
             ])
         })
         .unwrap();
@@ -164,7 +164,7 @@ fn silent_broker_is_fenced_and_its_partitions_re_led() {
         .propose(|_| {
             let mut r = vec![MetadataRecord::Topic { name: "t".into(), id: topic }];
             for (p, replicas) in [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]].into_iter().enumerate() {
-                r.push(MetadataRecord::Partition { topic_id: topic, partition: p as i32, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas });
+                r.push(MetadataRecord::Partition { topic_id: topic, partition: p as i32, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas, adding_replicas: vec![], removing_replicas: vec![] });
             }
             Ok(r)
         })

@@ -18,7 +18,21 @@ pub enum ConfigResource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MetadataRecord {
     Topic { name: String, id: Uuid },
-    Partition { topic_id: Uuid, partition: i32, leader: i32, leader_epoch: i32, replicas: Vec<i32>, isr: Vec<i32> },
+    /// The whole state of one partition. `adding_replicas` / `removing_replicas`
+    /// describe a reassignment in progress (KIP-455); absent (empty) otherwise, and in
+    /// logs written before reassignments existed.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
+    },
     RemoveTopic { topic_id: Uuid },
     /// `value: None` deletes the override.
     Config { resource: ConfigResource, key: String, value: Option<String> },
@@ -34,4 +48,20 @@ pub enum MetadataRecord {
     UnfenceBroker { id: i32 },
     /// The cluster id every node answers with; logged once, by the first broker to register.
     ClusterId(String),
+}
+
+impl MetadataRecord {
+    /// The record that sets partition `partition` of topic `topic_id` to `p`.
+    pub fn partition(topic_id: Uuid, partition: i32, p: super::PartitionImage) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            replicas: p.replicas,
+            isr: p.isr,
+            adding_replicas: p.adding_replicas,
+            removing_replicas: p.removing_replicas,
+        }
+    }
 }

@@ -152,7 +152,7 @@ mod tests {
             .propose(|_| {
                 let mut r = vec![MetadataRecord::Topic { name: name.into(), id }];
                 for p in 0..partitions {
-                    r.push(MetadataRecord::Partition { topic_id: id, partition: p, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1] });
+                    r.push(MetadataRecord::Partition { topic_id: id, partition: p, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1], adding_replicas: vec![], removing_replicas: vec![] });
                 }
                 Ok(r)
             })
@@ -197,7 +197,7 @@ mod tests {
         let id = Uuid::new_v4();
         let old = vec![
             vec![MetadataRecord::Topic { name: "old".into(), id }],
-            vec![MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1] }],
+            vec![MetadataRecord::Partition { topic_id: id, partition: 0, leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1], adding_replicas: vec![], removing_replicas: vec![] }],
         ];
         super::super::legacy::tests::write_old_log(&dir.path().join("metadata.log"), &old);
         {

@@ -18,6 +18,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    // Leader elections and reassignments (controller/preferred.rs, reassignment.rs).
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
     // The metadata quorum (raft/): answered by its leader.
     (ApiKey::DescribeQuorum, 0, 2),
@@ -78,6 +82,9 @@ mod tests {
         check::<OffsetForLeaderEpochRequest>(ApiKey::OffsetForLeaderEpoch);
         check::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
         check::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
+        check::<ElectLeadersRequest>(ApiKey::ElectLeaders);
+        check::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments);
+        check::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments);
         check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
         check::<DescribeQuorumRequest>(ApiKey::DescribeQuorum);
         check::<DeleteRecordsRequest>(ApiKey::DeleteRecords);

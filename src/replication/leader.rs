@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn image(epoch: i32, replicas: &[i32]) -> PartitionImage {
-        PartitionImage { leader: 1, leader_epoch: epoch, replicas: replicas.to_vec(), isr: replicas.to_vec() }
+        PartitionImage { leader: 1, leader_epoch: epoch, replicas: replicas.to_vec(), isr: replicas.to_vec(), ..Default::default() }
     }
 
     fn state(now: Instant) -> LeaderState {

@@ -363,14 +363,11 @@ impl ReplicaManager {
                 if isr == p.isr {
                     return Ok(vec![]);
                 }
-                Ok(vec![MetadataRecord::Partition {
-                    topic_id: state.topic_id,
-                    partition: state.tp.partition,
-                    leader: me,
-                    leader_epoch: p.leader_epoch,
-                    replicas: p.replicas.clone(),
-                    isr,
-                }])
+                let next = crate::metadata::PartitionImage { isr, ..p.clone() };
+                // A grown ISR may hold every replica a reassignment adds: then it
+                // completes in the same record (KIP-455, as KRaft's AlterPartition does).
+                let next = crate::controller::reassignment::complete_if_done(&next, |b| img.is_live(b)).unwrap_or(next);
+                Ok(vec![MetadataRecord::partition(state.topic_id, state.tp.partition, next)])
             });
             match result {
                 Ok(_) => broker.replicas.ensure_current(&broker),

@@ -89,6 +89,10 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::CreateTopics => now!(CreateTopicsRequest, api::create_topics::handle),
         ApiKey::DeleteTopics => now!(DeleteTopicsRequest, api::delete_topics::handle),
         ApiKey::CreatePartitions => now!(CreatePartitionsRequest, api::create_partitions::handle),
+        // Leadership and replica placement (controller/preferred.rs, reassignment.rs).
+        ApiKey::ElectLeaders => now!(ElectLeadersRequest, api::elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => now!(AlterPartitionReassignmentsRequest, api::alter_partition_reassignments::handle),
+        ApiKey::ListPartitionReassignments => now!(ListPartitionReassignmentsRequest, api::list_partition_reassignments::handle),
         ApiKey::InitProducerId => now!(InitProducerIdRequest, api::init_producer_id::handle),
         ApiKey::ListOffsets => now!(ListOffsetsRequest, api::list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => now!(OffsetForLeaderEpochRequest, api::offset_for_leader_epoch::handle),

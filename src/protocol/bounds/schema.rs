@@ -539,6 +539,42 @@ const CREATE_PARTITIONS: &[Field] = &[
 // DeleteGroupsRequest
 const DELETE_GROUPS: &[Field] = &[f("GroupsNames", ArrayOf(&String), 0, MAX)];
 
+// ElectLeadersRequest
+const ELECT_LEADERS_TOPIC_PARTITIONS: &[Field] = &[
+    f("Topic", String, 0, MAX),
+    f("Partitions", ArrayOf(&Int32), 0, MAX),
+];
+const ELECT_LEADERS: &[Field] = &[
+    f("ElectionType", Int8, 1, MAX),
+    f("TopicPartitions", Array(ELECT_LEADERS_TOPIC_PARTITIONS), 0, MAX).null(0, MAX),
+    f("TimeoutMs", Int32, 0, MAX),
+];
+
+// AlterPartitionReassignmentsRequest
+const ALTER_PARTITION_REASSIGNMENTS_PARTITIONS: &[Field] = &[
+    f("PartitionIndex", Int32, 0, MAX),
+    f("Replicas", ArrayOf(&Int32), 0, MAX).null(0, MAX),
+];
+const ALTER_PARTITION_REASSIGNMENTS_TOPICS: &[Field] = &[
+    f("Name", String, 0, MAX),
+    f("Partitions", Array(ALTER_PARTITION_REASSIGNMENTS_PARTITIONS), 0, MAX),
+];
+const ALTER_PARTITION_REASSIGNMENTS: &[Field] = &[
+    f("TimeoutMs", Int32, 0, MAX),
+    f("AllowReplicationFactorChange", Bool, 1, MAX),
+    f("Topics", Array(ALTER_PARTITION_REASSIGNMENTS_TOPICS), 0, MAX),
+];
+
+// ListPartitionReassignmentsRequest
+const LIST_PARTITION_REASSIGNMENTS_TOPICS: &[Field] = &[
+    f("Name", String, 0, MAX),
+    f("PartitionIndexes", ArrayOf(&Int32), 0, MAX),
+];
+const LIST_PARTITION_REASSIGNMENTS: &[Field] = &[
+    f("TimeoutMs", Int32, 0, MAX),
+    f("Topics", Array(LIST_PARTITION_REASSIGNMENTS_TOPICS), 0, MAX).null(0, MAX),
+];
+
 // IncrementalAlterConfigsRequest
 const INCREMENTAL_ALTER_CONFIGS_RESOURCES_CONFIGS: &[Field] = &[
     f("Name", String, 0, MAX),
@@ -668,6 +704,7 @@ pub(super) static MESSAGES: &[Message] = &[
     msg(35, "DescribeLogDirsRequest", 1, 4, 2, DESCRIBE_LOG_DIRS),
     msg(37, "CreatePartitionsRequest", 0, 3, 2, CREATE_PARTITIONS),
     msg(42, "DeleteGroupsRequest", 0, 2, 2, DELETE_GROUPS),
+    msg(43, "ElectLeadersRequest", 0, 2, 2, ELECT_LEADERS),
     msg(
         44,
         "IncrementalAlterConfigsRequest",
@@ -676,6 +713,8 @@ pub(super) static MESSAGES: &[Message] = &[
         1,
         INCREMENTAL_ALTER_CONFIGS,
     ),
+    msg(45, "AlterPartitionReassignmentsRequest", 0, 1, 0, ALTER_PARTITION_REASSIGNMENTS),
+    msg(46, "ListPartitionReassignmentsRequest", 0, 0, 0, LIST_PARTITION_REASSIGNMENTS),
     msg(47, "OffsetDeleteRequest", 0, 0, MAX, OFFSET_DELETE),
     msg(55, "DescribeQuorumRequest", 0, 2, 0, DESCRIBE_QUORUM),
     msg(60, "DescribeClusterRequest", 0, 2, 0, DESCRIBE_CLUSTER), // newer than snapshot; see header. Snapshot max 1
