@@ -13,6 +13,10 @@ their own with ``overrides``. Nodes are numbered 1..size (= their ``node.id``).
 
 Faults: ``kill9(i)``, ``sigstop(i)`` / ``sigcont(i)``, ``sigterm(i)`` (graceful,
 waits for exit), ``restart(i)`` (start again on the same ports and data dir).
+With ``netns=netns.Netns(size)`` every node runs in its own network namespace
+(``ip netns exec``) on its own address (client and controller listeners, advertised
+address and quorum voters), and ``isolate(i)`` / ``heal(i)`` partition the network;
+``live()`` leaves an isolated node out, so observations ask the majority side.
 Observations: ``describe(topic)`` (confluent-kafka AdminClient), ``describe_cli(topic)``
 (Kafka's own ``TopicCommand --describe``), ``leader_of``, ``quorum_leader()``
 (DescribeQuorum, API 55, raw socket).
@@ -30,7 +34,8 @@ import time
 from pathlib import Path
 
 import brokers
-from brokers import HOST, BrokerError
+import netns as netns_mod
+from brokers import BrokerError
 
 # Failure detection in seconds rather than Kafka's defaults (9 s session, 30 s lag), for
 # both kinds. Kafka: a broker whose heartbeats stop for broker.session.timeout.ms is
@@ -98,6 +103,14 @@ def quorum_leader(host: str, port: int, timeout_s: float = 5.0) -> tuple[int, in
 
 # -- nodes ----------------------------------------------------------------------------
 
+def _place(node: brokers.Broker, host: str, exec_prefix: list[str]) -> None:
+    """Node on its own address (a network namespace's), started through ``exec_prefix``
+    (``ip netns exec NS``); ports stay the ones picked on loopback (free there too)."""
+    node.host = host
+    node.bootstrap = f"{host}:{node.port}"
+    node.exec_prefix = list(exec_prefix)
+
+
 class SluiceNode(brokers.SluiceBroker):
     """One sluice process of a cluster; ``voters`` is set by the Cluster."""
 
@@ -106,6 +119,7 @@ class SluiceNode(brokers.SluiceBroker):
         self.node_id = node_id
         self.controller_port = brokers.free_port()
         self.voters = ""
+        self.exec_prefix: list[str] = []
 
     def _command(self) -> list[str]:
         self.overrides = {
@@ -116,7 +130,7 @@ class SluiceNode(brokers.SluiceBroker):
                          f"CONTROLLER://{self.host}:{self.controller_port}",
             **self.overrides,
         }
-        return super()._command()
+        return self.exec_prefix + super()._command()
 
 
 class KafkaNode(brokers.KafkaBroker):
@@ -127,6 +141,7 @@ class KafkaNode(brokers.KafkaBroker):
         self.node_id = node_id
         self.voters = ""
         self.cluster_id = ""
+        self.exec_prefix: list[str] = []
 
     def _config(self) -> dict[str, str]:
         cfg = super()._config()
@@ -137,8 +152,9 @@ class KafkaNode(brokers.KafkaBroker):
     def _command(self) -> list[str]:
         # C1 only and the serial collector: on a small, busy machine a node restarts in
         # about half the time of the default JIT (restarts dominate the fault tests).
-        return brokers.java_command("kafka.Kafka", str(self.config_path), heap=self.heap,
-                                    broker=True, fast_start=True, jvm_opts=(f"-Xms{self.heap}",))
+        return self.exec_prefix + brokers.java_command(
+            "kafka.Kafka", str(self.config_path), heap=self.heap, broker=True, fast_start=True,
+            jvm_opts=(f"-Xms{self.heap}",))
 
     def _prepare(self) -> None:
         self.config_path.write_text(
@@ -172,7 +188,7 @@ ACTIVE: list["Cluster"] = []
 class Cluster:
     def __init__(self, kind: str, work_dir: Path, size: int = 3,
                  overrides: dict[str, str] | None = None, kafka_heap: str = "384m",
-                 start_timeout_s: float = 90.0):
+                 start_timeout_s: float = 90.0, netns: "netns_mod.Netns | None" = None):
         self.kind = kind.lower()
         self.work_dir = Path(work_dir)
         self.size = size
@@ -187,8 +203,11 @@ class Cluster:
                               start_timeout_s=start_timeout_s)
             else:
                 raise BrokerError(f"unknown cluster kind {kind!r}")
+            if netns is not None:
+                _place(n, netns.ip(i), netns.exec_prefix(i))
             self.nodes[i] = n
-        voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items())
+        self.netns = netns
+        voters = ",".join(f"{i}@{n.host}:{n.controller_port}" for i, n in self.nodes.items())
         cid = new_cluster_id()
         for n in self.nodes.values():
             n.voters = voters
@@ -265,8 +284,20 @@ class Cluster:
         return self.nodes[i]
 
     def live(self) -> list[int]:
-        """Running and not SIGSTOPped."""
-        return [i for i, n in self.nodes.items() if n.is_running() and i not in self.stopped]
+        """Running, not SIGSTOPped and not cut off by ``isolate``."""
+        cut = self.netns.isolated if self.netns is not None else set()
+        return [i for i, n in self.nodes.items()
+                if n.is_running() and i not in self.stopped and i not in cut]
+
+    def isolate(self, i: int) -> None:
+        """Network partition (needs ``netns``): node ``i`` keeps running but reaches no
+        other node and no client outside its namespace, nor they it."""
+        self.netns.isolate(i)
+        self.nodes[i]._note("network: isolated")
+
+    def heal(self, i: int) -> None:
+        self.netns.heal(i)
+        self.nodes[i]._note("network: healed")
 
     def kill9(self, i: int) -> None:
         if i in self.stopped:
