@@ -5,9 +5,10 @@ address on a bridge (``netns.Netns``; clients run in the root namespace). Topic:
 partitions, replication factor 3, min.insync.replicas=2.
 
   1. ``java/ReplicatedLog.java`` produces (idempotent, acks=all) to every partition from
-     the root namespace; a second one, started *inside the namespace of the leader of
-     partition 0* with only that leader as bootstrap, produces to the partitions that
-     node leads (so it stays on the isolated side).
+     the root namespace; a second one, started *inside the namespace of a partition
+     leader* with only that leader as bootstrap, produces to the partitions that node
+     leads (so it stays on the isolated side). Two cases: that leader is not the
+     metadata quorum leader, or it is (then the controller fails over too).
   2. The leader's veth goes down: it reaches no node and no client, nor they it. On the
      isolated side no acks=all write sent after that is acknowledged: the followers are
      gone and the ISR cannot shrink without the metadata quorum, so those sends time out
@@ -33,6 +34,7 @@ Kind from COMPAT_BROKER: sluice, or a 3-node Apache Kafka KRaft cluster (same te
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import uuid
 
@@ -52,9 +54,9 @@ SESSION_S = 6.0          # cluster.FAST_FAILURE broker.session.timeout.ms
 # The isolated producer: sends fail after ISO_DELIVERY_MS; it stops sending
 # ISO_SEND_S after the cut, so every send it made has failed or been acknowledged
 # by ISO_SEND_S + ISO_DELIVERY_MS (well past the session timeout), when we heal.
-ISO_DELIVERY_MS = 10000
-ISO_REQUEST_MS = 4000
-ISO_SEND_S = 8.0
+ISO_DELIVERY_MS = 8000
+ISO_REQUEST_MS = 3000
+ISO_SEND_S = 7.0
 
 
 @pytest.fixture
@@ -125,17 +127,26 @@ def failover_ms(acked, partition: int, t_cut_ms: float) -> int | None:
     return None if best is None else int(best[1] - t_cut_ms)
 
 
-def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_path):
+@pytest.mark.parametrize("target", ["partition-leader", "quorum-leader"])
+def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_path, target):
+    """``target``: cut off a partition leader that is not the metadata quorum leader,
+    or the quorum leader itself (it leads a partition too: leaders are spread), whose
+    controller role then fails over as well."""
     c = cluster
     topic = unique_topic("partition")
     create_topic(c, topic, PARTITIONS, {"min.insync.replicas": "2"})
     d0 = c.describe(topic)
-    victim = d0[0]["leader"]
-    led = sorted(p for p, i in d0.items() if i["leader"] == victim)
     quorum = c.quorum_leader()
+    leaders = {i["leader"] for i in d0.values()}
+    if target == "quorum-leader":
+        assert quorum in leaders, f"quorum leader {quorum} leads no partition: {d0}"
+        victim = quorum
+    else:
+        victim = min(leaders - {quorum})
+    led = sorted(p for p, i in d0.items() if i["leader"] == victim)
     t_start = time.monotonic()
-    report = [f"kind={KIND} topic={topic} isolated node {victim} (leads partitions {led}; "
-              f"metadata quorum leader {quorum})"]
+    report = [f"kind={KIND} topic={topic} target={target}: isolated node {victim} (leads "
+              f"partitions {led}; metadata quorum leader {quorum})"]
 
     def say(line: str) -> None:
         report.append(line)
@@ -159,10 +170,10 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
                 f"delivery.timeout.ms={ISO_DELIVERY_MS}", f"request.timeout.ms={ISO_REQUEST_MS}"),
             stdout=out, stderr=subprocess.STDOUT)
     try:
-        c.wait_for("both producers' first acks",
-                   lambda: ((n := (len(read_acked(f["acked"])) if f["acked"].exists() else 0,
-                                   len(read_acked(f["iso_acked"])) if f["iso_acked"].exists()
-                                   else 0)) >= (200, 50), n), 90)
+        def warmed_up():
+            n = [len(read_acked(f[k])) if f[k].exists() else 0 for k in ("acked", "iso_acked")]
+            return n[0] >= 200 and n[1] >= 50, n
+        c.wait_for("both producers' first acks", warmed_up, 90)
         say("both producers acknowledged records; cutting node "
             f"{victim} ({c.node(victim).bootstrap}) off")
 
@@ -170,6 +181,10 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
         t_cut = time.monotonic()
         c.isolate(victim)
         t_cut_ms = time.time() * 1000  # every send stamped later began after the cut
+        # The isolated producer stops sending ISO_SEND_S after the cut, while the
+        # majority side is watched.
+        stop_iso = threading.Timer(ISO_SEND_S, f["iso_stop"].touch)
+        stop_iso.start()
 
         def moved():
             d = c.describe(topic)
@@ -192,8 +207,8 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
         say(f"root producer acknowledged again on {led} {time.monotonic() - t_cut:.1f}s "
             "after the cut")
 
-        # The isolated side: stop sending, let every pending send run out.
-        time.sleep(max(0.0, t_cut + ISO_SEND_S - time.monotonic()))
+        # The isolated side: every pending send runs out.
+        stop_iso.join()
         iso_result = stop_producer(iso, f["iso_stop"], f["iso_out"],
                                    ISO_DELIVERY_MS / 1000 + 30)
         say(f"isolated producer done {time.monotonic() - t_cut:.1f}s after the cut: {iso_result}")
@@ -252,16 +267,18 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
 
     # Second read served by the old leader: stop the leader of the partition era
     # gracefully; the old leader comes first in assignment order and takes over.
-    during = c.leader_of(topic, 0)
+    p0 = led[0]
+    during = c.leader_of(topic, p0)
     assert during != victim
     c.sigterm(during)
-    c.wait_for(f"node {victim} leading partition 0 again",
-               lambda: ((l := c.leader_of(topic, 0)) == victim, l), SESSION_S + 20)
+    c.wait_for(f"node {victim} leading partition {p0} again",
+               lambda: ((l := c.leader_of(topic, p0)) == victim, l), SESSION_S + 20)
     read2 = consume(c, topic, tmp_path / "read2.txt")
     check_log(all_acked, read2, {run_id, iso_id}, PARTITIONS)
     assert sorted(read2) == sorted(read1), \
         "the read served by the formerly isolated leader differs from the first"
-    say(f"read 2 (partition 0 led by node {victim} again, node {during} stopped): identical")
+    say(f"read 2 (partition {p0} led by node {victim} again, node {during} stopped): "
+        "identical")
     c.restart(during)
 
     (tmp_path / "failover.txt").write_text("\n".join(report) + "\n")
