@@ -4,7 +4,7 @@
 //        BOOTSTRAP TOPIC PARTITIONS RATE MAX_SECONDS STOP_FILE ACKED_FILE FAILED_FILE RUN_ID \
 //        [only=P,Q,...] [sent=SENT_FILE] [delivery.timeout.ms=N] [request.timeout.ms=N]
 //   java -cp 'compat/.cache/kafka-lib/*' compat/java/ReplicatedLog.java consume \
-//        BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS]
+//        BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS [only=P,Q,...]]
 //
 // produce: an idempotent producer (acks=all, retries unbounded, delivery.timeout.ms
 // 120000, max.in.flight 5, request.timeout.ms 10000) sends record seq=0,1,2,... to
@@ -25,6 +25,8 @@
 // the end offsets taken at the start; writes "partition offset value" per record and
 //   RESULT records=N end_offsets=p0:e0,...
 // Exits 1 if the end offsets are not reached within TIMEOUT_SECONDS (default 60).
+// only= reads just the listed partitions (test_partition.py reads the isolated
+// leader's partitions from inside its namespace).
 
 import java.io.BufferedWriter;
 import java.io.FileWriter;
@@ -59,14 +61,18 @@ public class ReplicatedLog {
             }
             produce(args[1], args[2], Integer.parseInt(args[3]), Double.parseDouble(args[4]),
                     Double.parseDouble(args[5]), Path.of(args[6]), args[7], args[8], args[9], opts);
-        } else if (args.length >= 1 && args[0].equals("consume") && (args.length == 4 || args.length == 5)) {
+        } else if (args.length >= 1 && args[0].equals("consume") && args.length >= 4 && args.length <= 6
+                   && (args.length < 6 || args[5].startsWith("only="))) {
+            Set<Integer> only = new HashSet<>();
+            if (args.length == 6)
+                for (String s : args[5].substring(5).split(",")) only.add(Integer.parseInt(s));
             System.exit(consume(args[1], args[2], args[3],
-                                args.length == 5 ? Integer.parseInt(args[4]) : 60));
+                                args.length >= 5 ? Integer.parseInt(args[4]) : 60, only));
         } else {
             System.err.println("usage: ReplicatedLog produce BOOTSTRAP TOPIC PARTITIONS RATE MAX_SECONDS "
                                + "STOP_FILE ACKED_FILE FAILED_FILE RUN_ID [only=P,..] [sent=FILE] "
                                + "[delivery.timeout.ms=N] [request.timeout.ms=N]\n"
-                               + "       ReplicatedLog consume BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS]");
+                               + "       ReplicatedLog consume BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS [only=P,..]]");
             System.exit(2);
         }
     }
@@ -159,7 +165,8 @@ public class ReplicatedLog {
     }
 
     // -- consume ------------------------------------------------------------------------
-    static int consume(String bootstrap, String topic, String outPath, int timeoutS) throws Exception {
+    static int consume(String bootstrap, String topic, String outPath, int timeoutS,
+                       Set<Integer> only) throws Exception {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
@@ -172,7 +179,8 @@ public class ReplicatedLog {
              BufferedWriter out = new BufferedWriter(new FileWriter(outPath))) {
             List<TopicPartition> tps = new ArrayList<>();
             for (PartitionInfo pi : c.partitionsFor(topic, Duration.ofSeconds(timeoutS))) {
-                tps.add(new TopicPartition(topic, pi.partition()));
+                if (only.isEmpty() || only.contains(pi.partition()))
+                    tps.add(new TopicPartition(topic, pi.partition()));
             }
             tps.sort(Comparator.comparingInt(TopicPartition::partition));
             c.assign(tps);

@@ -23,9 +23,11 @@ partitions, replication factor 3, min.insync.replicas=2.
      producers: every acknowledged record exactly once, in order, at its acked offset,
      dense offsets, no duplicates; nothing the isolated producer sent after the
      isolation began is visible (what it sent before may be, acked or not: written
-     and replicated before the cut). Then the node that led during the partition stops
-     gracefully, so the old leader (first in assignment order) leads again, and a second
-     read served by it must be identical.
+     and replicated before the cut). A reader inside the isolated namespace, during
+     the partition, got only records that are in the final log at the same offsets
+     (the isolated leader's high watermark does not move). Then the node that led
+     during the partition stops gracefully, so the old leader (first in assignment
+     order) leads again, and a second read served by it must be identical.
 
 Skipped only when network namespaces cannot be created here (not root, no iproute2).
 Kind from COMPAT_BROKER: sluice, or a 3-node Apache Kafka KRaft cluster (same test).
@@ -207,8 +209,16 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
         say(f"root producer acknowledged again on {led} {time.monotonic() - t_cut:.1f}s "
             "after the cut")
 
-        # The isolated side: every pending send runs out.
+        # The isolated side: every pending send runs out. Meanwhile a reader inside the
+        # namespace reads the isolated leader's partitions up to what it offers
+        # (its high watermark, which cannot advance without the followers).
         stop_iso.join()
+        iso_read_path = tmp_path / "iso_read.txt"
+        iso_reader = subprocess.Popen(
+            net.exec_prefix(victim) + java("consume", c.node(victim).bootstrap, topic,
+                                           str(iso_read_path), "40",
+                                           "only=" + ",".join(map(str, led))),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         iso_result = stop_producer(iso, f["iso_stop"], f["iso_out"],
                                    ISO_DELIVERY_MS / 1000 + 30)
         say(f"isolated producer done {time.monotonic() - t_cut:.1f}s after the cut: {iso_result}")
@@ -225,6 +235,14 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
         unresolved = sorted(after_cut - set(iso_failed))
         assert not unresolved, f"{len(unresolved)} sends after the cut neither acked nor failed: " \
                                f"{unresolved[:10]}"
+        iso_read_out, _ = iso_reader.communicate(timeout=90)
+        assert iso_reader.returncode == 0 and "RESULT" in iso_read_out, \
+            f"the read on the isolated side failed:\n{iso_read_out[-3000:]}"
+        iso_read = [(int(p), int(off), v) for p, off, v in
+                    (line.split(" ") for line in iso_read_path.read_text().splitlines())]
+        seen_late = [v for _, _, v in iso_read if sent.get(v, 0) >= t_cut_ms]
+        assert not seen_late, f"the isolated leader serves {len(seen_late)} records sent " \
+                              f"after the cut to readers: {seen_late[:10]}"
         errors = sorted({e.split(":")[0] for v, e in iso_failed.items() if v in after_cut})
         say(f"isolated side: {len(after_cut)} sends after the cut, none acknowledged, all "
             f"failed ({', '.join(errors)})")
@@ -261,6 +279,15 @@ def test_partitioned_leader_acks_nothing_and_loses_nothing(cluster, net, tmp_pat
     late = [v for v in visible_iso if v not in iso_acked_values and sent.get(v, 0) >= t_cut_ms]
     assert not late, f"{len(late)} unacknowledged records the isolated producer sent after " \
                      f"the cut are in the log: {late[:10]}"
+    # What the isolated leader served during the partition was committed: the same
+    # records at the same offsets in the final log.
+    final_at = {(p, off): v for p, off, v in read1}
+    differ = [(p, off, v, final_at.get((p, off))) for p, off, v in iso_read
+              if final_at.get((p, off)) != v]
+    assert not differ, f"{len(differ)} records read on the isolated side are not in the " \
+                       f"final log at their offsets (offset, isolated, final): {differ[:10]}"
+    say(f"isolated-side read during the partition: {len(iso_read)} records, all in the "
+        "final log at their offsets")
     say(f"read 1: {counts}; isolated producer: {len(iso_acked)} acked (all sent before the "
         f"cut), {len(visible_iso)} visible, {len(visible_iso) - len(iso_acked)} of them "
         "unacknowledged (sent before the cut)")
