@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the compat suite needs; idempotent, and fast when already done.
-#   - kcat (Debian package) if it is not on PATH
+#   - kcat (Debian package) if it is not on PATH; iproute2 (`ip`) likewise
 #   - a Python venv at compat/.cache/venv with compat/requirements.txt (pinned)
 #   - Apache Kafka jars (broker, tools, clients, log4j2) from compat/kafka-deps/pom.xml
 #     into compat/.cache/kafka-lib
@@ -28,6 +28,8 @@ fi
 command -v java >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless
 command -v mvn >/dev/null 2>&1 || apt_install maven
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+# `ip` (network namespaces, veth, bridges) for test_partition.py
+command -v ip >/dev/null 2>&1 || apt_install iproute2
 
 # --- Python venv -------------------------------------------------------------------
 REQ="$COMPAT_DIR/requirements.txt"

@@ -1,9 +1,10 @@
 // Writer and reader for the replication fault tests (compat/tests/test_replication.py),
 // run with Java's source launcher:
 //   java -cp 'compat/.cache/kafka-lib/*' compat/java/ReplicatedLog.java produce \
-//        BOOTSTRAP TOPIC PARTITIONS RATE MAX_SECONDS STOP_FILE ACKED_FILE FAILED_FILE RUN_ID
+//        BOOTSTRAP TOPIC PARTITIONS RATE MAX_SECONDS STOP_FILE ACKED_FILE FAILED_FILE RUN_ID \
+//        [only=P,Q,...] [sent=SENT_FILE] [delivery.timeout.ms=N] [request.timeout.ms=N]
 //   java -cp 'compat/.cache/kafka-lib/*' compat/java/ReplicatedLog.java consume \
-//        BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS]
+//        BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS [only=P,Q,...]]
 //
 // produce: an idempotent producer (acks=all, retries unbounded, delivery.timeout.ms
 // 120000, max.in.flight 5, request.timeout.ms 10000) sends record seq=0,1,2,... to
@@ -12,6 +13,10 @@
 // Every acknowledged record is appended to ACKED_FILE as "partition offset value ack_ms"
 // (ack_ms = wall clock of the callback, flushed per line, so a killed run keeps what
 // was acknowledged); every failed send to FAILED_FILE as "partition -1 value error".
+// Options (used by test_partition.py): only= sends just the records whose partition
+// (seq % PARTITIONS) is listed (the other seqs are skipped, values keep their meaning);
+// sent= appends "partition value send_ms" to SENT_FILE before each send; the timeouts
+// replace the defaults above.
 // Prints the failover figures: the longest gap between consecutive acks, overall and
 // per partition, then
 //   RESULT sent=N acked=A failed=F max_gap_ms=G max_gap_end_ms=T partition_max_gap_ms=p0:g0,...
@@ -20,6 +25,8 @@
 // the end offsets taken at the start; writes "partition offset value" per record and
 //   RESULT records=N end_offsets=p0:e0,...
 // Exits 1 if the end offsets are not reached within TIMEOUT_SECONDS (default 60).
+// only= reads just the listed partitions (test_partition.py reads the isolated
+// leader's partitions from inside its namespace).
 
 import java.io.BufferedWriter;
 import java.io.FileWriter;
@@ -41,16 +48,31 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 public class ReplicatedLog {
     public static void main(String[] args) throws Exception {
-        if (args.length >= 1 && args[0].equals("produce") && args.length == 10) {
+        if (args.length >= 1 && args[0].equals("produce") && args.length >= 10) {
+            Map<String, String> opts = new HashMap<>();
+            for (int i = 10; i < args.length; i++) {
+                String[] kv = args[i].split("=", 2);
+                if (kv.length != 2 || !Set.of("only", "sent", "delivery.timeout.ms",
+                                              "request.timeout.ms").contains(kv[0])) {
+                    System.err.println("unknown option " + args[i]);
+                    System.exit(2);
+                }
+                opts.put(kv[0], kv[1]);
+            }
             produce(args[1], args[2], Integer.parseInt(args[3]), Double.parseDouble(args[4]),
-                    Double.parseDouble(args[5]), Path.of(args[6]), args[7], args[8], args[9]);
-        } else if (args.length >= 1 && args[0].equals("consume") && (args.length == 4 || args.length == 5)) {
+                    Double.parseDouble(args[5]), Path.of(args[6]), args[7], args[8], args[9], opts);
+        } else if (args.length >= 1 && args[0].equals("consume") && args.length >= 4 && args.length <= 6
+                   && (args.length < 6 || args[5].startsWith("only="))) {
+            Set<Integer> only = new HashSet<>();
+            if (args.length == 6)
+                for (String s : args[5].substring(5).split(",")) only.add(Integer.parseInt(s));
             System.exit(consume(args[1], args[2], args[3],
-                                args.length == 5 ? Integer.parseInt(args[4]) : 60));
+                                args.length >= 5 ? Integer.parseInt(args[4]) : 60, only));
         } else {
             System.err.println("usage: ReplicatedLog produce BOOTSTRAP TOPIC PARTITIONS RATE MAX_SECONDS "
-                               + "STOP_FILE ACKED_FILE FAILED_FILE RUN_ID\n"
-                               + "       ReplicatedLog consume BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS]");
+                               + "STOP_FILE ACKED_FILE FAILED_FILE RUN_ID [only=P,..] [sent=FILE] "
+                               + "[delivery.timeout.ms=N] [request.timeout.ms=N]\n"
+                               + "       ReplicatedLog consume BOOTSTRAP TOPIC OUT_FILE [TIMEOUT_SECONDS [only=P,..]]");
             System.exit(2);
         }
     }
@@ -63,14 +85,14 @@ public class ReplicatedLog {
 
     static void produce(String bootstrap, String topic, int partitions, double rate,
                         double maxSeconds, Path stopFile, String ackedPath, String failedPath,
-                        String runId) throws Exception {
+                        String runId, Map<String, String> opts) throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         p.put(ProducerConfig.ACKS_CONFIG, "all");
         p.put(ProducerConfig.RETRIES_CONFIG, Integer.toString(Integer.MAX_VALUE));
-        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "120000");
-        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, opts.getOrDefault("delivery.timeout.ms", "120000"));
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, opts.getOrDefault("request.timeout.ms", "10000"));
         p.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "5");
         p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         p.put(ProducerConfig.CLIENT_ID_CONFIG, "replicated-log-" + runId);
@@ -79,10 +101,15 @@ public class ReplicatedLog {
         partLastAckMs = new long[partitions];
         partMaxGapMs = new long[partitions];
         Arrays.fill(partLastAckMs, -1);
+        Set<Integer> only = new HashSet<>();
+        if (opts.containsKey("only"))
+            for (String s : opts.get("only").split(",")) only.add(Integer.parseInt(s));
+        String sentPath = opts.get("sent");
 
         long sent = 0;
         try (BufferedWriter ackOut = new BufferedWriter(new FileWriter(ackedPath, true));
              BufferedWriter failOut = new BufferedWriter(new FileWriter(failedPath, true));
+             BufferedWriter sentOut = sentPath == null ? null : new BufferedWriter(new FileWriter(sentPath, true));
              KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
             long start = System.nanoTime();
             for (long seq = 0; ; seq++) {
@@ -91,7 +118,12 @@ public class ReplicatedLog {
                 double due = seq / rate;
                 if (due > elapsed) Thread.sleep((long) ((due - elapsed) * 1000));
                 int part = (int) (seq % partitions);
+                if (!only.isEmpty() && !only.contains(part)) continue;
                 String value = runId + "-" + seq;
+                if (sentOut != null) {
+                    sentOut.write(part + " " + value + " " + System.currentTimeMillis() + "\n");
+                    sentOut.flush();
+                }
                 producer.send(new ProducerRecord<>(topic, part, "p" + part, value), (md, e) -> {
                     long now = System.currentTimeMillis();
                     synchronized (lock) {
@@ -133,7 +165,8 @@ public class ReplicatedLog {
     }
 
     // -- consume ------------------------------------------------------------------------
-    static int consume(String bootstrap, String topic, String outPath, int timeoutS) throws Exception {
+    static int consume(String bootstrap, String topic, String outPath, int timeoutS,
+                       Set<Integer> only) throws Exception {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
@@ -146,7 +179,8 @@ public class ReplicatedLog {
              BufferedWriter out = new BufferedWriter(new FileWriter(outPath))) {
             List<TopicPartition> tps = new ArrayList<>();
             for (PartitionInfo pi : c.partitionsFor(topic, Duration.ofSeconds(timeoutS))) {
-                tps.add(new TopicPartition(topic, pi.partition()));
+                if (only.isEmpty() || only.contains(pi.partition()))
+                    tps.add(new TopicPartition(topic, pi.partition()));
             }
             tps.sort(Comparator.comparingInt(TopicPartition::partition));
             c.assign(tps);

@@ -14,6 +14,10 @@ their own with ``overrides``. Nodes are numbered 1..size (= their ``node.id``).
 
 Faults: ``kill9(i)``, ``sigstop(i)`` / ``sigcont(i)``, ``sigterm(i)`` (graceful,
 waits for exit), ``restart(i)`` (start again on the same ports and data dir).
+With ``netns=netns.Netns(size)`` every node runs in its own network namespace
+(``ip netns exec``) on its own address (client and controller listeners, advertised
+address and quorum voters), and ``isolate(i)`` / ``heal(i)`` partition the network;
+``live()`` leaves an isolated node out, so observations ask the majority side.
 Observations: ``describe(topic)`` (confluent-kafka AdminClient), ``describe_cli(topic)``
 (Kafka's own ``TopicCommand --describe``), ``leader_of``, ``quorum_leader()``
 (DescribeQuorum, API 55, raw socket).
@@ -31,7 +35,8 @@ import time
 from pathlib import Path
 
 import brokers
-from brokers import HOST, BrokerError
+import netns as netns_mod
+from brokers import BrokerError
 
 # Failure detection in seconds rather than Kafka's defaults (9 s session, 30 s lag), for
 # both kinds. Kafka: a broker whose heartbeats stop for broker.session.timeout.ms is
@@ -115,6 +120,14 @@ def _wait_controller_port(node, host: str, port: int) -> None:
                       f"{node.log_tail()}")
 
 
+def _place(node: brokers.Broker, host: str, exec_prefix: list[str]) -> None:
+    """Node on its own address (a network namespace's), started through ``exec_prefix``
+    (``ip netns exec NS``); ports stay the ones picked on loopback (free there too)."""
+    node.host = host
+    node.bootstrap = f"{host}:{node.port}"
+    node.exec_prefix = list(exec_prefix)
+
+
 class SluiceNode(brokers.SluiceBroker):
     """One sluice process of a cluster; ``voters`` and ``roles`` are set by the Cluster.
     A broker-only sluice node still has a CONTROLLER listener: the quorum leader
@@ -125,6 +138,7 @@ class SluiceNode(brokers.SluiceBroker):
         self.node_id = node_id
         self.controller_port = brokers.free_port()
         self.voters = ""
+        self.exec_prefix: list[str] = []
         self.roles = "broker,controller"
 
     def wait_ready(self) -> None:
@@ -142,7 +156,7 @@ class SluiceNode(brokers.SluiceBroker):
                          f"CONTROLLER://{self.host}:{self.controller_port}",
             **self.overrides,
         }
-        return super()._command()
+        return self.exec_prefix + super()._command()
 
 
 class KafkaNode(brokers.KafkaBroker):
@@ -153,6 +167,7 @@ class KafkaNode(brokers.KafkaBroker):
         self.node_id = node_id
         self.voters = ""
         self.cluster_id = ""
+        self.exec_prefix: list[str] = []
         self.roles = "broker,controller"
 
     def wait_ready(self) -> None:
@@ -177,8 +192,9 @@ class KafkaNode(brokers.KafkaBroker):
     def _command(self) -> list[str]:
         # C1 only and the serial collector: on a small, busy machine a node restarts in
         # about half the time of the default JIT (restarts dominate the fault tests).
-        return brokers.java_command("kafka.Kafka", str(self.config_path), heap=self.heap,
-                                    broker=True, fast_start=True, jvm_opts=(f"-Xms{self.heap}",))
+        return self.exec_prefix + brokers.java_command(
+            "kafka.Kafka", str(self.config_path), heap=self.heap, broker=True, fast_start=True,
+            jvm_opts=(f"-Xms{self.heap}",))
 
     def _prepare(self) -> None:
         self.config_path.write_text(
@@ -212,7 +228,8 @@ ACTIVE: list["Cluster"] = []
 class Cluster:
     def __init__(self, kind: str, work_dir: Path, size: int = 3,
                  overrides: dict[str, str] | None = None, kafka_heap: str = "384m",
-                 start_timeout_s: float = 90.0, roles: dict[int, str] | None = None):
+                 start_timeout_s: float = 90.0, roles: dict[int, str] | None = None,
+                 netns: "netns_mod.Netns | None" = None):
         self.kind = kind.lower()
         self.work_dir = Path(work_dir)
         self.size = size
@@ -229,8 +246,11 @@ class Cluster:
                               start_timeout_s=start_timeout_s)
             else:
                 raise BrokerError(f"unknown cluster kind {kind!r}")
+            if netns is not None:
+                _place(n, netns.ip(i), netns.exec_prefix(i))
             self.nodes[i] = n
-        voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items()
+        self.netns = netns
+        voters = ",".join(f"{i}@{n.host}:{n.controller_port}" for i, n in self.nodes.items()
                           if "controller" in self.roles[i])
         cid = new_cluster_id()
         for i, n in self.nodes.items():
@@ -309,8 +329,20 @@ class Cluster:
         return self.nodes[i]
 
     def live(self) -> list[int]:
-        """Running and not SIGSTOPped."""
-        return [i for i, n in self.nodes.items() if n.is_running() and i not in self.stopped]
+        """Running, not SIGSTOPped and not cut off by ``isolate``."""
+        cut = self.netns.isolated if self.netns is not None else set()
+        return [i for i, n in self.nodes.items()
+                if n.is_running() and i not in self.stopped and i not in cut]
+
+    def isolate(self, i: int) -> None:
+        """Network partition (needs ``netns``): node ``i`` keeps running but reaches no
+        other node and no client outside its namespace, nor they it."""
+        self.netns.isolate(i)
+        self.nodes[i]._note("network: isolated")
+
+    def heal(self, i: int) -> None:
+        self.netns.heal(i)
+        self.nodes[i]._note("network: healed")
 
     def brokers(self) -> list[int]:
         """Nodes with the broker role (the ones clients talk to)."""

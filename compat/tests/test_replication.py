@@ -127,8 +127,12 @@ def read_acked(path) -> list[tuple[int, int, str, int]]:
     return rows
 
 
-def check_log(acked, consumed, run_id: str, partitions: int) -> dict:
-    """The checker: returns counts, raises AssertionError listing the first problems."""
+def check_log(acked, consumed, run_id: str | set[str], partitions: int) -> dict:
+    """The checker: returns counts, raises AssertionError listing the first problems.
+
+    ``run_id``: the producer's, or a set of them when several producers wrote (each
+    one's sequence order is checked on its own)."""
+    run_ids = {run_id} if isinstance(run_id, str) else set(run_id)
     problems: list[str] = []
     at: dict[tuple[int, int], str] = {}
     for p, off, v in consumed:
@@ -143,18 +147,18 @@ def check_log(acked, consumed, run_id: str, partitions: int) -> dict:
             problems.append(f"partition {p}: offsets not strictly increasing")
         if offs and offs != list(range(offs[0], offs[0] + len(offs))):
             problems.append(f"partition {p}: offsets not dense ({offs[0]}..{offs[-1]}, {len(offs)} records)")
-        last_seq = -1
+        last_seq = dict.fromkeys(run_ids, -1)
         for off, v in rows:
             rid, _, seq_s = v.rpartition("-")
-            if rid != run_id:
+            if rid not in run_ids:
                 problems.append(f"{p}/{off}: foreign value {v!r}")
                 continue
             seq = int(seq_s)
             if seq % partitions != p:
                 problems.append(f"{p}/{off}: value {v!r} belongs to partition {seq % partitions}")
-            if seq <= last_seq:
-                problems.append(f"{p}/{off}: {v!r} after seq {last_seq} (order)")
-            last_seq = max(last_seq, seq)
+            if seq <= last_seq[rid]:
+                problems.append(f"{p}/{off}: {v!r} after seq {last_seq[rid]} (order)")
+            last_seq[rid] = max(last_seq[rid], seq)
             if v in seen_values:
                 problems.append(f"{v!r} twice: at {seen_values[v]} and {(p, off)} (duplicate)")
             seen_values[v] = (p, off)
