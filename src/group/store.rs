@@ -24,12 +24,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::offsets::Committed;
 use super::state::MemberProfile;
+use super::Error;
 use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
+use crate::replication::LeaderState;
 use crate::log::LogConfig;
 use crate::protocol::record_codec::DecodedBatch;
 use crate::protocol::records::BatchIter;
 
-pub const TOPIC: &str = "__consumer_offsets";
+pub const TOPIC: &str = crate::coordinator::GROUP_TOPIC;
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
 /// How much of the log one replay read takes.
@@ -63,47 +65,119 @@ pub struct MemberRecord {
     pub assignment: Bytes,
 }
 
+/// How long a commit waits for its record to be replicated to every in-sync
+/// replica before it is answered REQUEST_TIMED_OUT (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One shard of the coordinator log: a `__consumer_offsets` partition this node
+/// leads (or, in unit tests, a standalone log with no leadership).
 pub struct Store {
     logs: Arc<LogManager>,
     partition: Arc<Partition>,
+    /// The leader epoch appends are stamped with.
+    leader_epoch: i32,
+    /// The leadership this shard was loaded under; None: a standalone log.
+    leader: Option<Arc<LeaderState>>,
+    /// Wakes followers' long-polling fetches after an append.
+    notify: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// The settings of a standalone coordinator log (`__consumer_offsets`' topic
+/// configs give a led partition the same).
+pub fn log_config() -> LogConfig {
+    let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
+    // Committed offsets must outlive any time or size retention.
+    config.retention_ms = crate::log::UNLIMITED;
+    config.retention_bytes = crate::log::UNLIMITED;
+    config.cleanup_delete = false;
+    config.cleanup_compact = true;
+    config
 }
 
 impl Store {
+    /// A standalone log, partition 0, with no replication (unit tests).
     pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
-        let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
-        // Committed offsets must outlive any time or size retention.
-        config.retention_ms = crate::log::UNLIMITED;
-        config.retention_bytes = crate::log::UNLIMITED;
-        config.cleanup_delete = false;
-        config.cleanup_compact = true;
-        let partition = logs.open(&TopicPartition::new(TOPIC, 0), config)?;
-        Ok(Store { logs: logs.clone(), partition })
+        let partition = logs.open(&TopicPartition::new(TOPIC, 0), log_config())?;
+        Ok(Store { logs: logs.clone(), partition, leader_epoch: 0, leader: None, notify: None })
     }
 
-    /// The partition directory name, which must survive orphan removal.
-    pub fn dir_name() -> String {
-        TopicPartition::new(TOPIC, 0).dir_name()
+    /// The shard of a partition this node leads.
+    pub fn led(logs: &Arc<LogManager>, led: &crate::coordinator::Led, notify: Box<dyn Fn() + Send + Sync>) -> Store {
+        Store { logs: logs.clone(), partition: led.log.clone(), leader_epoch: led.epoch, leader: Some(led.leader.clone()), notify: Some(notify) }
     }
 
-    /// Append entries as one batch; returns the log offset of the first.
-    pub fn append(&self, entries: &[Entry]) -> Result<i64, crate::log::Error> {
-        let mut buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
-            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)))?;
-        let info = self.logs.append(&self.partition, &mut buf, 0)?;
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Leadership moved on since this shard was loaded.
+    pub fn resigned(&self) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.has_resigned())
+    }
+
+    /// Append entries as one batch (the leader append path, at this shard's leader
+    /// epoch); returns the log offset of the first.
+    pub fn append(&self, entries: &[Entry]) -> Result<i64, Error> {
+        let buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
+            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)));
+        self.append_batch(buf)
+    }
+
+    /// Append one encoded batch; returns its base offset.
+    pub fn append_batch(&self, buf: Result<BytesMut, crate::log::Error>) -> Result<i64, Error> {
+        if self.resigned() {
+            return Err(Error::NotCoordinator);
+        }
+        let mut buf = buf.map_err(|_| Error::Storage)?;
+        let info = self.logs.append(&self.partition, &mut buf, self.leader_epoch).map_err(|e| {
+            tracing::error!(partition = %self.partition.tp.dir_name(), error = %e, "coordinator log append failed");
+            Error::Storage
+        })?;
+        if let Some(n) = &self.notify {
+            n();
+        }
         Ok(info.base_offset)
     }
 
-    /// Wait until everything below `end_offset` is on disk; false if the disk failed.
-    pub async fn wait_durable(&self, end_offset: i64) -> bool {
-        matches!(self.partition.wait_durable(end_offset).await, Durable::UpTo(_))
+    /// Wait until everything below `end_offset` is replicated to the in-sync replicas
+    /// (the high watermark; for a single replica, on disk). NOT_COORDINATOR if
+    /// leadership moved meanwhile: what reached the offset may not be ours.
+    pub async fn wait_replicated(&self, end_offset: i64) -> Result<(), Error> {
+        let reached = self.partition.wait_high_watermark(end_offset);
+        let d = match &self.leader {
+            None => reached.await,
+            Some(l) => {
+                let watched = async {
+                    tokio::select! {
+                        d = reached => Some(d),
+                        _ = l.wait_resigned() => None,
+                    }
+                };
+                match tokio::time::timeout(COMMIT_TIMEOUT, watched).await {
+                    Err(_) => return Err(Error::RequestTimedOut),
+                    Ok(None) => return Err(Error::NotCoordinator),
+                    Ok(Some(d)) => d,
+                }
+            }
+        };
+        if d == Durable::Failed {
+            return Err(Error::Storage);
+        }
+        if self.resigned() {
+            return Err(Error::NotCoordinator);
+        }
+        Ok(())
     }
 
     /// Every entry from the start of the log, in order, with its log offset.
     pub fn replay(&self, mut apply: impl FnMut(i64, Entry)) -> Result<(), crate::log::Error> {
+        // To the log end, as Kafka loads a shard: a new leader's tail beyond the high
+        // watermark is what it will replicate next.
         let mut offset = self.partition.log_start_offset();
-        let end = self.partition.high_watermark();
+        let end = self.partition.log_end_offset();
         while offset < end {
-            let r = self.partition.read(offset, REPLAY_CHUNK_BYTES, true)?;
+            let r = self.partition.read_to_log_end(offset, REPLAY_CHUNK_BYTES, true)?;
             if r.records.is_empty() {
                 break;
             }
