@@ -29,6 +29,16 @@ async fn open(dir: &std::path::Path) -> Arc<Broker> {
         let r = crate::api::create_topics::handle(&ctx, CreateTopicsRequest::default().with_topics(vec![t])).await;
         assert_eq!(r.topics[0].error_code, 0);
     }
+    // The group coordinator serves groups once it leads (and has loaded) their shard.
+    assert!(crate::coordinator::topic::ensure_group_topic(&broker).await);
+    broker.replicas.ensure_current(&broker);
+    for _ in 0..500 {
+        if broker.groups.check("g").is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(broker.groups.check("g"), Ok(()));
     broker
 }
 
