@@ -34,11 +34,6 @@ fn answers(ctx: &RequestContext, image: &Image, group: &str, asked: Option<Vec<T
             Ok(_) => (-1, -1, String::new(), 0),
         };
         // Offsets staged by a transaction still open or completing are not stable yet.
-        let a = if stable && a.3 == 0 && ctx.broker.txns.has_pending_offset(group, &topic, p) {
-            (-1, -1, String::new(), ResponseError::UnstableOffsetCommit.code())
-        } else {
-            a
-        };
         out.entry(topic).or_default().push((p, a));
     }
     out

@@ -31,6 +31,7 @@ pub mod offsets;
 pub mod state;
 pub mod store;
 mod view;
+pub mod txn_marker;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -143,7 +144,6 @@ impl GroupCoordinator {
     }
 
     /// The loaded shard of `partition`: NOT_COORDINATOR unless this node leads it.
-    #[allow(dead_code)] // used by the transactional-offset path
     fn shard(&self, partition: i32) -> Result<Arc<Store>> {
         let shards = self.shards.as_ref().ok_or(Error::NotCoordinator)?.read();
         match shards.led.get(&partition) {
@@ -367,7 +367,7 @@ impl GroupCoordinator {
                 .into_iter()
                 .map(|(topic, partition)| Entry::Offset { group: gl.id.clone(), topic, partition, value: None })
                 .collect();
-            let gone = gl.offsets.is_empty() && gl.member_count() == 0 && gl.pending.is_empty();
+            let gone = gl.offsets.is_empty() && !gl.offsets.has_txn() && gl.member_count() == 0 && gl.pending.is_empty();
             if gone {
                 gl.state = GroupState::Dead;
                 entries.push(Entry::Group { group: gl.id.clone(), value: None });
@@ -545,6 +545,7 @@ fn replay(store: &Store, limits: Limits) -> std::result::Result<Groups, crate::l
                 groups.remove(&group);
                 metas.remove(&group);
             }
+            e @ (Entry::TxnOffset { .. } | Entry::Marker { .. }) => txn_marker::replay_entry(&mut groups, limits, at, e),
         }
     })?;
     let now = Instant::now();

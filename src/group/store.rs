@@ -9,6 +9,9 @@
 //! for null; `bytes` = i32 length + bytes):
 //! - offset commit key: `i16 1, str group, str topic, i32 partition`;
 //!   value: `i16 0, i64 offset, i32 leader_epoch, str metadata, i64 commit_timestamp_ms`.
+//! - staged transactional offset key: `i16 3, i64 producer_id, str group, str topic,
+//!   i32 partition`; value as an offset commit's. COMMIT/ABORT control batches of
+//!   that producer settle them (replay applies both).
 //! - group metadata key: `i16 2, str group`;
 //!   value: `i16 0, str protocol_type, i32 generation, str protocol_name, str leader,
 //!   i32 n, n × member`, member = `str id, str instance_id, str client_id,
@@ -34,6 +37,7 @@ use crate::protocol::records::BatchIter;
 pub const TOPIC: &str = crate::coordinator::GROUP_TOPIC;
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
+const KEY_TXN_OFFSET: i16 = 3;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 /// Kafka's `offsets.topic.segment.bytes`: small enough that sealed segments, which
@@ -47,6 +51,13 @@ const REPLAY_BATCH_LIMIT_BYTES: usize = 256 << 20;
 pub enum Entry {
     Offset { group: String, topic: String, partition: i32, value: Option<Committed> },
     Group { group: String, value: Option<GroupRecord> },
+    /// An offset TxnOffsetCommit staged for producer `producer_id`'s open transaction:
+    /// it takes effect when a COMMIT marker of that producer follows in this
+    /// partition, and is dropped at an ABORT. A tombstone retires it once settled.
+    TxnOffset { producer_id: i64, group: String, topic: String, partition: i32, value: Option<Committed> },
+    /// A transaction marker (control batch) of `producer_id` (replay only: markers are
+    /// written with `protocol::control::marker_batch`).
+    Marker { producer_id: i64, commit: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -187,6 +198,16 @@ impl Store {
                 offset = offset.max(h.next_offset());
                 let batch = DecodedBatch::decode(&r.records[range], REPLAY_BATCH_LIMIT_BYTES)
                     .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
+                if h.is_control() {
+                    // A transaction marker: key `i16 version, i16 type (0 abort, 1 commit)`.
+                    for rec in batch.records() {
+                        if let Some(k) = rec.key.filter(|k| k.len() >= 4) {
+                            let commit = i16::from_be_bytes([k[2], k[3]]) == 1;
+                            apply(rec.offset(h.base_offset), Entry::Marker { producer_id: h.producer_id, commit });
+                        }
+                    }
+                    continue;
+                }
                 for rec in batch.records() {
                     let at = rec.offset(h.base_offset);
                     let key = rec.key.map(Bytes::copy_from_slice);
@@ -229,23 +250,39 @@ pub fn encode(e: &Entry) -> (Bytes, Option<Bytes>) {
             put_str(&mut k, Some(group));
             put_str(&mut k, Some(topic));
             k.put_i32(*partition);
-            let v = value.as_ref().map(|c| {
-                let mut v = BytesMut::new();
-                v.put_i16(0);
-                v.put_i64(c.offset);
-                v.put_i32(c.leader_epoch);
-                put_str(&mut v, Some(&c.metadata));
-                v.put_i64(c.commit_timestamp_ms);
-                v.freeze()
-            });
-            (k.freeze(), v)
+            (k.freeze(), value.as_ref().map(encode_committed))
         }
+        Entry::TxnOffset { producer_id, group, topic, partition, value } => {
+            k.put_i16(KEY_TXN_OFFSET);
+            k.put_i64(*producer_id);
+            put_str(&mut k, Some(group));
+            put_str(&mut k, Some(topic));
+            k.put_i32(*partition);
+            (k.freeze(), value.as_ref().map(encode_committed))
+        }
+        Entry::Marker { .. } => unreachable!("markers are control batches, never encoded as records"),
         Entry::Group { group, value } => {
             k.put_i16(KEY_GROUP);
             put_str(&mut k, Some(group));
             (k.freeze(), value.as_ref().map(encode_group))
         }
     }
+}
+
+fn encode_committed(c: &Committed) -> Bytes {
+    let mut v = BytesMut::new();
+    v.put_i16(0);
+    v.put_i64(c.offset);
+    v.put_i32(c.leader_epoch);
+    put_str(&mut v, Some(&c.metadata));
+    v.put_i64(c.commit_timestamp_ms);
+    v.freeze()
+}
+
+fn decode_committed(v: Bytes) -> Option<Committed> {
+    let mut v = Rd(v);
+    let _version = v.i16()?;
+    Some(Committed { offset: v.i64()?, leader_epoch: v.i32()?, metadata: v.str()?, commit_timestamp_ms: v.i64()? })
 }
 
 fn encode_group(g: &GroupRecord) -> Bytes {
@@ -319,13 +356,17 @@ pub fn decode(key: Bytes, value: Option<Bytes>) -> Option<Entry> {
             let (group, topic, partition) = (k.str()?, k.str()?, k.i32()?);
             let value = match value {
                 None => None,
-                Some(v) => {
-                    let mut v = Rd(v);
-                    let _version = v.i16()?;
-                    Some(Committed { offset: v.i64()?, leader_epoch: v.i32()?, metadata: v.str()?, commit_timestamp_ms: v.i64()? })
-                }
+                Some(v) => Some(decode_committed(v)?),
             };
             Some(Entry::Offset { group, topic, partition, value })
+        }
+        KEY_TXN_OFFSET => {
+            let (producer_id, group, topic, partition) = (k.i64()?, k.str()?, k.str()?, k.i32()?);
+            let value = match value {
+                None => None,
+                Some(v) => Some(decode_committed(v)?),
+            };
+            Some(Entry::TxnOffset { producer_id, group, topic, partition, value })
         }
         KEY_GROUP => {
             let group = k.str()?;
