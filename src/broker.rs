@@ -30,7 +30,8 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     /// The unused part of the producer-id block this broker reserved.
     pub producer_ids: crate::api::init_producer_id::ProducerIdBlock,
-    /// Consumer groups and committed offsets (their own internal log under `logs`).
+    /// Consumer groups and committed offsets, in the `__consumer_offsets` partitions
+    /// this node leads (see `coordinator`).
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// Transactions (their own internal log under `logs`).
     pub txns: Arc<crate::txn::TxnCoordinator>,
@@ -58,14 +59,13 @@ impl Broker {
         crate::controller::start(&metadata, shared_config);
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
         let limits = crate::group::Limits::from_config(&config);
-        let groups = crate::group::GroupCoordinator::open(Some(&logs), limits, config.offset_metadata_max_bytes)?;
+        let groups = crate::group::GroupCoordinator::sharded(limits, config.offset_metadata_max_bytes);
         let txns = crate::txn::TxnCoordinator::open(Some(&logs), crate::txn::Settings::from_config(&config))?;
         let replicas = crate::replication::ReplicaManager::new(config.node_id, crate::replication::Settings::from_config(&config));
         let broker = Arc::new(Broker { config, identity, metadata, membership, logs, producer_ids: Default::default(), groups, txns, replicas });
         broker.replicas.attach(&broker);
         let image = broker.metadata.image();
         let mut keep = HashSet::new();
-        keep.insert(crate::group::store::Store::dir_name());
         keep.insert(crate::txn::store::Store::dir_name());
         let me = broker.config.node_id;
         for topic in image.topics.values() {

@@ -92,6 +92,11 @@ pub struct Config {
     pub offsets_retention_minutes: u64,
     /// `offsets.retention.check.interval.ms`: how often offset expiry runs.
     pub offsets_retention_check_interval_ms: u64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`; None: min(3, controller quorum voters), so
+    /// a one-node cluster works without configuration.
+    pub offsets_topic_replication_factor: Option<i16>,
     /// `process.roles`: serve Kafka clients (broker) and/or vote on the metadata
     /// log (controller). Default: both, as a one-node combined cluster.
     pub role_broker: bool,
@@ -168,6 +173,8 @@ impl Default for Config {
             offset_metadata_max_bytes: 4096,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: None,
             role_broker: true,
             role_controller: true,
             controller_quorum_voters: Vec::new(),
@@ -248,6 +255,14 @@ impl Config {
             "group.max.member.metadata.bytes" => self.group_member_metadata_max_bytes = positive(key, value, parse_num(key, value)?)?,
             "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse_num(key, value)?,
             "offsets.retention.minutes" => self.offsets_retention_minutes = positive(key, value, parse_num(key, value)?)?,
+            "offsets.topic.num.partitions" => {
+                let v: i32 = positive(key, value, parse_num(key, value)?)?;
+                if v > crate::api::topics::PARTITIONS_PER_TOPIC_MAX {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "too many partitions".into() });
+                }
+                self.offsets_topic_num_partitions = v;
+            }
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = Some(positive(key, value, parse_num(key, value)?)?),
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = positive(key, value, parse_num(key, value)?)?,
             "log.segment.bytes" => {
                 let v: u64 = parse_num(key, value)?;
@@ -471,6 +486,12 @@ impl Config {
             return bad("listeners", "the controller listener and the client listener need different ports".into());
         }
         Ok(())
+    }
+
+    /// `__consumer_offsets`' replication factor: the configured one, else Kafka's 3
+    /// capped at the controller quorum's size (1 for a one-node cluster).
+    pub fn offsets_topic_rf(&self) -> i16 {
+        self.offsets_topic_replication_factor.unwrap_or_else(|| self.quorum().voters.len().clamp(1, 3) as i16)
     }
 
     /// The metadata quorum this node takes part in.

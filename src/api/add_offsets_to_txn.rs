@@ -15,6 +15,14 @@ pub async fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> AddOff
         return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
     }
     let group: &str = &req.group_id;
-    let r = ctx.broker.txns.add(&req.transactional_id, req.producer_id.0, req.producer_epoch, &[], Some(group)).await;
+    // As Kafka: the group's `__consumer_offsets` partition joins the transaction, so
+    // ending it writes a marker there, which settles the offsets staged for it.
+    let gt = crate::coordinator::GROUP_TOPIC;
+    if !crate::coordinator::topic::ensure_group_topic(&ctx.broker).await {
+        return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    }
+    let n = ctx.broker.image().topic(gt).map_or(0, |t| t.partitions.len() as i32);
+    let partitions = [(gt.to_string(), crate::coordinator::partition_for(group, n))];
+    let r = ctx.broker.txns.add(&req.transactional_id, req.producer_id.0, req.producer_epoch, &partitions, Some(group)).await;
     AddOffsetsToTxnResponse::default().with_error_code(r.map_or_else(|e| e.code_for(ctx.api_version, FENCED_FROM), |_| 0))
 }

@@ -30,6 +30,10 @@ async fn grow(ctx: &RequestContext, name: &str, count: i32, assignments: Option<
     let Some(topic) = image.topic(name) else {
         return Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist.")));
     };
+    if crate::coordinator::is_internal(name) {
+        // Keys hash over the partition count: growing it would move every coordinator key.
+        return Err((ResponseError::InvalidRequest, format!("Cannot change the partition count of internal topic '{name}'.")));
+    }
     let current = topic.partitions.len() as i32;
     if count <= current {
         let msg = if count == current {

@@ -52,6 +52,8 @@ async fn delete_one(ctx: &RequestContext, name: Option<String>, id: Uuid) -> Res
     let broker = ctx.broker.clone();
     tokio::task::spawn_blocking(move || {
         let mut found = None;
+        // Coordinator topics are never deleted (their state would go with them).
+        let mut internal = false;
         let by_id = name.is_none();
         broker
             .metadata
@@ -61,6 +63,10 @@ async fn delete_one(ctx: &RequestContext, name: Option<String>, id: Uuid) -> Res
                     None => img.topic_by_id(&id),
                 };
                 let Some(t) = t else { return Err(ApplyError::UnknownTopicId(id)) };
+                if crate::coordinator::is_internal(&t.name) {
+                    internal = true;
+                    return Ok(vec![]);
+                }
                 found = Some((t.name.clone(), t.id, t.partitions.len() as i32));
                 Ok(vec![MetadataRecord::RemoveTopic { topic_id: t.id }])
             })
@@ -69,6 +75,9 @@ async fn delete_one(ctx: &RequestContext, name: Option<String>, id: Uuid) -> Res
                 crate::metadata::store::Error::Rejected(_) => ResponseError::UnknownTopicOrPartition,
                 other => super::metadata_error(&other),
             })?;
+        if internal {
+            return Err(ResponseError::InvalidRequest);
+        }
         let (name, id, partitions) = found.expect("set when the proposal succeeded");
         for p in 0..partitions {
             if let Err(e) = broker.logs.delete(&TopicPartition::new(&name, p)) {

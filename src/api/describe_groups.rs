@@ -13,6 +13,9 @@ pub async fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> Describ
         .iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if let Err(e) = ctx.broker.groups.check(id) {
+                return out.with_error_code(e.code());
+            }
             match ctx.broker.groups.describe(id) {
                 None => out.group_state = str_bytes("Dead"),
                 Some(d) => {

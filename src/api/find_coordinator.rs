@@ -1,6 +1,8 @@
-//! FindCoordinator (10): one node coordinates every group and every
-//! transactional id: the lowest-id live broker (see `cluster::coordinator` for why
-//! and its limits). Key type 0 is a group, 1 a transactional id. v4+ batch keys.
+//! FindCoordinator (10). Key type 0 is a group: its coordinator is the leader of
+//! its `__consumer_offsets` partition (see `coordinator`), the topic being created
+//! at the first such request; COORDINATOR_NOT_AVAILABLE until that partition has a
+//! live leader. Key type 1 is a transactional id: still the lowest-id live broker
+//! (see `cluster::coordinator`). v4+ batch keys.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -9,7 +11,7 @@ use super::{RequestContext, cluster, str_bytes};
 use crate::protocol::ResponseError;
 
 /// (error, node id, host, port) for one key.
-fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+async fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i32) {
     let err = match key_type {
         0 | 1 if key.is_empty() => Some(ResponseError::InvalidRequest),
         0 | 1 => None,
@@ -17,6 +19,13 @@ fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i
     };
     match err {
         Some(e) => (e.code(), -1, String::new(), -1),
+        None if key_type == 0 => {
+            crate::coordinator::topic::ensure_group_topic(&ctx.broker).await;
+            match crate::coordinator::group_coordinator(&ctx.broker.image(), key) {
+                Some(c) => (0, c.id, c.host, c.port),
+                None => (ResponseError::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+            }
+        }
         None => {
             let c = cluster::coordinator(&ctx.broker, &ctx.broker.image());
             (0, c.id, c.host, c.port)
@@ -30,7 +39,7 @@ pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCo
     let mut resp = FindCoordinatorResponse::default();
     if v >= 4 {
         for key in &req.coordinator_keys {
-            let (error_code, node, host, port) = answer(ctx, key, key_type);
+            let (error_code, node, host, port) = answer(ctx, key, key_type).await;
             resp.coordinators.push(
                 Coordinator::default()
                     .with_key(key.clone())
@@ -42,7 +51,7 @@ pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCo
         }
         return resp;
     }
-    let (error_code, node, host, port) = answer(ctx, &req.key, key_type);
+    let (error_code, node, host, port) = answer(ctx, &req.key, key_type).await;
     resp.error_code = error_code;
     resp.node_id = BrokerId(node);
     resp.host = str_bytes(&host);

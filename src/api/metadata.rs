@@ -116,6 +116,7 @@ fn topic_entry(ctx: &RequestContext, image: &Image, t: &TopicImage) -> MetadataR
         .collect();
     let mut e = MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_is_internal(crate::coordinator::is_internal(&t.name))
         .with_partitions(partitions);
     if v >= 10 {
         e.topic_id = t.id;

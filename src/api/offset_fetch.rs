@@ -34,11 +34,6 @@ fn answers(ctx: &RequestContext, image: &Image, group: &str, asked: Option<Vec<T
             Ok(_) => (-1, -1, String::new(), 0),
         };
         // Offsets staged by a transaction still open or completing are not stable yet.
-        let a = if stable && a.3 == 0 && ctx.broker.txns.has_pending_offset(group, &topic, p) {
-            (-1, -1, String::new(), ResponseError::UnstableOffsetCommit.code())
-        } else {
-            a
-        };
         out.entry(topic).or_default().push((p, a));
     }
     out
@@ -54,6 +49,9 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetc
     let flat = |topics: &[(String, Vec<i32>)]| -> Vec<Tp> {
         topics.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect()
     };
+    if let Err(e) = ctx.broker.groups.check(&req.group_id) {
+        return v1_error(v, &req, e.code());
+    }
     let asked = req.topics.as_ref().map(|ts| flat(&ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>()));
     let topics = answers(ctx, &image, &req.group_id, asked, stable)
         .into_iter()
@@ -77,9 +75,37 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetc
 
 /// v9 (KIP-848): a member of a consumer group fetches with its id and epoch, which
 /// must be current (UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH for the whole group).
+/// A group-level error (NOT_COORDINATOR, ...): top-level from v2; v0-1 have no such
+/// field, so every asked partition carries it.
+fn v1_error(v: i16, req: &OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
+    if v >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
+    let topics = req
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(str_bytes("")))
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
 fn member_check(ctx: &RequestContext, v: i16, g: &kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup) -> i16 {
     if v < 9 {
-        return 0;
+        return crate::group::code_of(ctx.broker.groups.check(&g.group_id).err());
     }
     let member = g.member_id.as_ref().map(|m| m.to_string());
     crate::group::code_of(ctx.broker.groups.check_fetch_member(&g.group_id, member.as_deref(), g.member_epoch).err())

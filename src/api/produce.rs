@@ -50,6 +50,9 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<impl Future<O
             // acks: 0 = none, 1 = leader, -1 = all in-sync replicas.
             let result = if !matches!(acks, -1..=1) {
                 Err(ResponseError::InvalidRequiredAcks.code())
+            } else if crate::coordinator::is_internal(&td.name) {
+                // Kafka's ReplicaManager: clients may not append to internal topics.
+                Err(ResponseError::InvalidTopicException.code())
             } else if let Some(tid) = req.transactional_id.as_ref() {
                 append_transactional(ctx, tid, topic, pd.index, pd.records, acks, min_insync)
             } else {

@@ -78,10 +78,15 @@ impl CreateError {
 }
 
 /// Check a request to create a topic against the current image and the config.
-pub fn validate(_broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), CreateError> {
+pub fn validate(broker: &Broker, image: &Image, t: &NewTopic) -> Result<(), CreateError> {
+    validate_with(broker, image, t, false)
+}
+
+/// `internal`: the broker itself creates a coordinator topic (clients may not).
+fn validate_with(_broker: &Broker, image: &Image, t: &NewTopic, internal: bool) -> Result<(), CreateError> {
     validate_name(&t.name).map_err(|m| CreateError::new(ResponseError::InvalidTopicException, m))?;
-    if t.name == crate::group::store::TOPIC {
-        // The group coordinator's log lives under this name (not in the image yet).
+    if crate::coordinator::is_internal(&t.name) && !internal {
+        // Coordinators create these on demand, with their own settings.
         return Err(CreateError::new(ResponseError::InvalidTopicException, format!("Topic '{}' is reserved for internal use.", t.name)));
     }
     if image.topic(&t.name).is_some() {
@@ -119,6 +124,15 @@ const OWN_REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_sec
 /// Create one topic: validate, log the records durably, open its partition logs.
 /// Returns the topic id.
 pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid, CreateError> {
+    create_with(broker, t, false).await
+}
+
+/// Create an internal (coordinator) topic: as `create`, but the reserved name is allowed.
+pub async fn create_internal(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid, CreateError> {
+    create_with(broker, t, true).await
+}
+
+async fn create_with(broker: &std::sync::Arc<Broker>, t: NewTopic, internal: bool) -> Result<Uuid, CreateError> {
     broker.membership.wait_live(&broker.metadata, OWN_REGISTRATION_WAIT).await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || {
@@ -126,7 +140,7 @@ pub async fn create(broker: &std::sync::Arc<Broker>, t: NewTopic) -> Result<Uuid
         let mut rejected = None;
         let image = b
             .metadata
-            .propose(|img| match validate(&b, img, &t).and_then(|()| records_for(img, &t, id)) {
+            .propose(|img| match validate_with(&b, img, &t, internal).and_then(|()| records_for(img, &t, id)) {
                 Ok(records) => Ok(records),
                 Err(e) => {
                     rejected = Some(e);

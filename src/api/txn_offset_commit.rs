@@ -1,6 +1,7 @@
-//! TxnOffsetCommit (28): offsets committed inside a transaction. They are staged
-//! with the transaction and reach the group only when it commits (dropped on
-//! abort). Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION; metadata
+//! TxnOffsetCommit (28): offsets committed inside a transaction, sent to the
+//! group coordinator. They are staged in the group's log for the producer
+//! (`group::txn_marker`) and take effect when the transaction's COMMIT marker
+//! reaches that partition (dropped at ABORT). Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION; metadata
 //! over `offset.metadata.max.bytes`, OFFSET_METADATA_TOO_LARGE. Versions 0–4 (v5
 //! belongs to transaction version 2).
 
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommi
 
 use super::RequestContext;
 use crate::protocol::ResponseError;
-use crate::txn::PendingOffset;
+use crate::group::Committed;
 
 /// The first version that knows PRODUCER_FENCED (KIP-588).
 const FENCED_FROM: i16 = 3;
@@ -37,14 +38,8 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
                 Some(ResponseError::OffsetMetadataTooLarge.code())
             } else {
                 let leader_epoch = if v >= 2 { p.committed_leader_epoch } else { -1 };
-                staged.push(PendingOffset {
-                    group: req.group_id.to_string(),
-                    topic: t.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch,
-                    metadata: meta,
-                });
+                let c = Committed { offset: p.committed_offset, leader_epoch, metadata: meta, commit_timestamp_ms: crate::log::system_time_ms() };
+                staged.push(((t.name.to_string(), p.partition_index), c));
                 None
             };
             parts.push((p.partition_index, err));
@@ -54,8 +49,21 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
     let code = if staged.is_empty() {
         0
     } else {
-        let r = ctx.broker.txns.stage_offsets(&req.transactional_id, req.producer_id.0, req.producer_epoch, &req.group_id, staged);
-        r.map_or_else(|e| e.code_for(v, FENCED_FROM), |_| 0)
+        // When the transaction is coordinated here too, its state is checked first
+        // (fenced producer, group not added); elsewhere the producer is trusted, as
+        // Kafka's group coordinator does.
+        let checked = if ctx.broker.txns.get(&req.transactional_id).is_some() {
+            ctx.broker.txns.check_offset_commit(&req.transactional_id, req.producer_id.0, req.producer_epoch, &req.group_id).map_err(|e| e.code_for(v, FENCED_FROM))
+        } else {
+            Ok(())
+        };
+        match checked {
+            Err(code) => code,
+            Ok(()) => match ctx.broker.groups.stage_txn_offsets(&req.group_id, req.producer_id.0, staged) {
+                Err(e) => e.code(),
+                Ok(done) => done.await.map_or_else(|e| e.code(), |_| 0),
+            },
+        }
     };
     let topics = layout
         .into_iter()

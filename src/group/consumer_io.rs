@@ -30,6 +30,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(Error::InvalidGroupId);
         }
+        self.check(group_id)?;
         let g = if hb.member_epoch == 0 { Some(self.get_or_create(group_id)) } else { self.get(group_id) };
         let g = g.ok_or(Error::UnknownMemberId)?;
         let mut gl = g.lock();
@@ -56,6 +57,7 @@ impl GroupCoordinator {
 
     /// None: no consumer group of that id (Kafka answers GROUP_ID_NOT_FOUND).
     pub fn describe_consumer_group(&self, group_id: &str) -> Result<ConsumerGroupDescription> {
+        self.check(group_id)?;
         let g = self.get(group_id).ok_or(Error::GroupIdNotFound)?;
         let gl = g.lock();
         let c = match &gl.consumer {
@@ -74,6 +76,7 @@ impl GroupCoordinator {
 
     /// OffsetFetch v9 from a member: its epoch must be current.
     pub fn check_fetch_member(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> Result<()> {
+        self.check(group_id)?;
         let Some(member_id) = member_id.filter(|m| !m.is_empty()) else { return Ok(()) };
         let Some(g) = self.get(group_id) else { return Err(Error::UnknownMemberId) };
         let gl = g.lock();

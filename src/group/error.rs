@@ -44,6 +44,12 @@ pub enum Error {
     UnsupportedAssignor,
     #[error("invalid request")]
     InvalidRequest,
+    #[error("this broker does not coordinate the group (its offsets partition is led elsewhere)")]
+    NotCoordinator,
+    #[error("the group's offsets partition is still being loaded")]
+    CoordinatorLoadInProgress,
+    #[error("the coordinator log did not replicate in time")]
+    RequestTimedOut,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -72,6 +78,9 @@ impl Error {
             Error::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
             Error::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
             Error::InvalidRequest => ResponseError::InvalidRequest,
+            Error::NotCoordinator => ResponseError::NotCoordinator,
+            Error::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+            Error::RequestTimedOut => ResponseError::RequestTimedOut,
         };
         e.code()
     }

@@ -3,11 +3,16 @@
 //! and committed offsets. A group is one or the other: a classic `Group` whose
 //! `consumer` is Some is a KIP-848 group, with its offsets in the same place.
 //!
-//! Owns every group on this broker (a one-node cluster coordinates all of them).
+//! Sharded as in Kafka: a group lives in the `__consumer_offsets` partition its id
+//! hashes to (`coordinator::partition_for`), and this node serves the groups of the
+//! partitions it leads. Becoming leader of one loads its shard (replays the
+//! partition in the background; meanwhile its groups get COORDINATOR_LOAD_IN_PROGRESS);
+//! losing it unloads the shard (waiters get NOT_COORDINATOR); groups of shards led
+//! elsewhere get NOT_COORDINATOR, and clients look the coordinator up again.
 //! `state.rs`/`membership.rs` are the pure state machine of one group; this file is
 //! its I/O: the registry of groups, a ticker that drives session and rebalance
-//! timeouts, and the coordinator log (`store.rs`) that makes offsets and group
-//! metadata survive a restart.
+//! timeouts, and the shards of the coordinator log (`store.rs`) that make offsets
+//! and group metadata survive a restart and a failover.
 //!
 //! Locking: the registry lock is held only to look a group up or insert one; each
 //! group has its own mutex, held only for a synchronous state-machine call and the
@@ -26,6 +31,7 @@ pub mod offsets;
 pub mod state;
 pub mod store;
 mod view;
+pub mod txn_marker;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -50,69 +56,183 @@ use store::{Entry, GroupRecord, MemberRecord, Store};
 /// How often sessions and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 
+type Groups = HashMap<String, Arc<Mutex<Group>>>;
+
+/// One `__consumer_offsets` partition this node leads.
+enum Shard {
+    /// Being replayed (at this leader epoch): its groups are not served yet.
+    Loading { epoch: i32 },
+    Loaded(Arc<Store>),
+}
+
+impl Shard {
+    fn epoch(&self) -> i32 {
+        match self {
+            Shard::Loading { epoch } => *epoch,
+            Shard::Loaded(s) => s.leader_epoch(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shards {
+    /// `__consumer_offsets`' partition count (0: it does not exist yet).
+    partitions: i32,
+    led: HashMap<i32, Shard>,
+}
+
 pub struct GroupCoordinator {
-    /// group id → group. Held only to find or insert a group.
-    groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
+    /// group id → group, for the groups of loaded shards. Held only to find or
+    /// insert a group.
+    groups: RwLock<Groups>,
     pub limits: Limits,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
-    /// None in unit tests that need no durability.
-    store: Option<Store>,
+    /// None: one unsharded coordinator with no log (unit tests). Lock order: this
+    /// before `groups`; never taken for writing while a group is locked.
+    shards: Option<RwLock<Shards>>,
 }
 
 impl GroupCoordinator {
-    /// A coordinator over the coordinator log in `logs` (replayed now), or with no log.
+    /// A coordinator for a broker: it serves no group until `set_leadership` gives it shards.
+    pub fn sharded(limits: Limits, offset_metadata_max_bytes: usize) -> Arc<GroupCoordinator> {
+        Self::start(GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, shards: Some(RwLock::new(Shards::default())) })
+    }
+
+    /// A coordinator over one standalone coordinator log in `logs` (one shard,
+    /// replayed now), or with no log at all (serving every group).
     pub fn open(
         logs: Option<&Arc<crate::log::manager::LogManager>>,
         limits: Limits,
         offset_metadata_max_bytes: usize,
     ) -> std::result::Result<Arc<GroupCoordinator>, crate::log::Error> {
-        let store = logs.map(Store::open).transpose()?;
-        let gc = GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, store };
-        gc.replay()?;
+        let mut gc = GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, shards: None };
+        if let Some(logs) = logs {
+            let store = Store::open(logs)?;
+            gc.groups = RwLock::new(replay(&store, limits)?);
+            gc.shards = Some(RwLock::new(Shards { partitions: 1, led: HashMap::from([(0, Shard::Loaded(Arc::new(store)))]) }));
+        }
+        Ok(Self::start(gc))
+    }
+
+    fn start(gc: GroupCoordinator) -> Arc<GroupCoordinator> {
         let gc = Arc::new(gc);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(ticker(Arc::downgrade(&gc)));
         }
-        Ok(gc)
+        gc
     }
 
-    fn replay(&self) -> std::result::Result<(), crate::log::Error> {
-        let Some(store) = &self.store else { return Ok(()) };
-        let mut metas: HashMap<String, GroupRecord> = HashMap::new();
-        let mut count = 0u64;
-        let mut groups = self.groups.write();
-        store.replay(|at, e| {
-            count += 1;
-            match e {
-                Entry::Offset { group, topic, partition, value } => {
-                    let g = groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, self.limits))));
-                    let mut g = g.lock();
-                    match value {
-                        Some(c) => g.offsets.apply((topic, partition), c, at),
-                        None => {
-                            g.offsets.remove(&(topic, partition));
-                        }
-                    }
-                }
-                Entry::Group { group, value: Some(r) } => {
-                    groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, self.limits))));
-                    metas.insert(group, r);
-                }
-                Entry::Group { group, value: None } => {
-                    groups.remove(&group);
-                    metas.remove(&group);
-                }
+    /// The shard of `group_id`, if this node serves it now: NOT_COORDINATOR if it
+    /// leads the group's partition no longer (or never did), COORDINATOR_LOAD_IN_PROGRESS
+    /// while it is loading. Ok(None): an unsharded coordinator with no log.
+    pub fn access(&self, group_id: &str) -> Result<Option<Arc<Store>>> {
+        let Some(shards) = &self.shards else { return Ok(None) };
+        let shards = shards.read();
+        let p = crate::coordinator::partition_for(group_id, shards.partitions);
+        match shards.led.get(&p) {
+            None => Err(Error::NotCoordinator),
+            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
+            Some(Shard::Loaded(s)) if s.resigned() => Err(Error::NotCoordinator),
+            Some(Shard::Loaded(s)) => Ok(Some(s.clone())),
+        }
+    }
+
+    /// Whether this node serves `group_id` now (see [`GroupCoordinator::access`]).
+    pub fn check(&self, group_id: &str) -> Result<()> {
+        self.access(group_id).map(|_| ())
+    }
+
+    /// The loaded shard of `partition`: NOT_COORDINATOR unless this node leads it.
+    fn shard(&self, partition: i32) -> Result<Arc<Store>> {
+        let shards = self.shards.as_ref().ok_or(Error::NotCoordinator)?.read();
+        match shards.led.get(&partition) {
+            Some(Shard::Loaded(s)) if !s.resigned() => Ok(s.clone()),
+            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
+            _ => Err(Error::NotCoordinator),
+        }
+    }
+
+    /// The reconcile hook (`coordinator::reconciled`): load the shards this node now
+    /// leads (in the background), unload those it lost or leads at a new epoch.
+    pub fn set_leadership(self: &Arc<Self>, broker: &Arc<crate::broker::Broker>, l: crate::coordinator::Leadership) {
+        let Some(shards) = &self.shards else { return };
+        let mut unload = Vec::new();
+        let mut load = Vec::new();
+        {
+            let mut s = shards.write();
+            if l.partitions > 0 {
+                s.partitions = l.partitions;
             }
-        })?;
-        let now = Instant::now();
-        for (id, r) in metas {
-            if let Some(g) = groups.get(&id) {
-                restore(&mut g.lock(), r, now);
+            let stale: Vec<i32> = s.led.iter().filter(|(p, sh)| l.led.get(p).is_none_or(|n| n.epoch != sh.epoch())).map(|(p, _)| *p).collect();
+            for p in stale {
+                s.led.remove(&p);
+                unload.push(p);
+            }
+            for (p, led) in &l.led {
+                if !s.led.contains_key(p) {
+                    s.led.insert(*p, Shard::Loading { epoch: led.epoch });
+                    load.push((*p, led.clone()));
+                }
             }
         }
-        tracing::info!(groups = groups.len(), records = count, "group coordinator log replayed");
-        Ok(())
+        for p in unload {
+            self.unload(p);
+        }
+        for (p, led) in load {
+            let weak = Arc::downgrade(broker);
+            let notify: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+                if let Some(b) = weak.upgrade() {
+                    b.replicas.notify_appended();
+                }
+            });
+            let store = Store::led(&broker.logs, &led, notify);
+            let gc = self.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || gc.load(p, store))),
+                Err(_) => gc.load(p, store),
+            }
+        }
+    }
+
+    /// Replay a shard and start serving its groups, unless leadership moved meanwhile.
+    fn load(&self, partition: i32, store: Store) {
+        let Some(shards) = &self.shards else { return };
+        let started = std::time::Instant::now();
+        let groups = match replay(&store, self.limits) {
+            Ok(g) => g,
+            Err(e) => {
+                // Left Loading: clients retry; a new leadership retries the load.
+                tracing::error!(partition, error = %e, "loading a group coordinator shard failed");
+                return;
+            }
+        };
+        let mut s = shards.write();
+        if !matches!(s.led.get(&partition), Some(Shard::Loading { epoch }) if *epoch == store.leader_epoch()) {
+            return; // unloaded or superseded while replaying
+        }
+        let n = groups.len();
+        self.groups.write().extend(groups);
+        s.led.insert(partition, Shard::Loaded(Arc::new(store)));
+        tracing::info!(partition, groups = n, elapsed = ?started.elapsed(), "group coordinator shard loaded");
+    }
+
+    /// Drop the groups of a shard this node no longer leads; whoever waits on them
+    /// is answered NOT_COORDINATOR and looks for the new coordinator.
+    fn unload(&self, partition: i32) {
+        let Some(shards) = &self.shards else { return };
+        let n = shards.read().partitions;
+        let gone: Vec<Arc<Mutex<Group>>> = {
+            let mut groups = self.groups.write();
+            let ids: Vec<String> = groups.keys().filter(|id| crate::coordinator::partition_for(id, n) == partition).cloned().collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for g in &gone {
+            for m in g.lock().members.values_mut() {
+                m.fail_waiters(Error::NotCoordinator);
+            }
+        }
+        tracing::info!(partition, groups = gone.len(), "group coordinator shard unloaded");
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -133,7 +253,7 @@ impl GroupCoordinator {
         if !g.take_dirty() {
             return;
         }
-        let Some(store) = &self.store else { return };
+        let Ok(Some(store)) = self.access(&g.id) else { return };
         // Only settled states are recorded: a restart mid-rebalance restores the
         // last Stable generation, whose members then rejoin (ILLEGAL_GENERATION).
         if matches!(g.state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
@@ -157,6 +277,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Reply::Now(JoinResult::error(Error::InvalidGroupId, &req.member_id));
         }
+        if let Err(e) = self.check(group_id) {
+            return Reply::Now(JoinResult::error(e, &req.member_id));
+        }
         let g = if req.member_id.is_empty() { Some(self.get_or_create(group_id)) } else { self.get(group_id) };
         let Some(g) = g else {
             return Reply::Now(JoinResult::error(Error::UnknownMemberId, &req.member_id));
@@ -178,6 +301,9 @@ impl GroupCoordinator {
         protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> Reply<SyncResult> {
+        if let Err(e) = self.check(group_id) {
+            return Reply::Now(SyncResult::error(e));
+        }
         let Some(g) = self.get(group_id) else {
             return Reply::Now(SyncResult::error(Error::UnknownMemberId));
         };
@@ -185,12 +311,16 @@ impl GroupCoordinator {
     }
 
     pub fn heartbeat(&self, group_id: &str, who: MemberRef) -> Result<()> {
+        self.check(group_id)?;
         let g = self.get(group_id).ok_or(Error::UnknownMemberId)?;
         self.with_group(&g, |g| g.heartbeat(who, Instant::now()))
     }
 
     /// LeaveGroup for (member id, instance id) pairs: one result per member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<Result<String>> {
+        if let Err(e) = self.check(group_id) {
+            return members.iter().map(|_| Err(e)).collect();
+        }
         let Some(g) = self.get(group_id) else {
             return members.iter().map(|_| Err(Error::UnknownMemberId)).collect();
         };
@@ -237,12 +367,12 @@ impl GroupCoordinator {
                 .into_iter()
                 .map(|(topic, partition)| Entry::Offset { group: gl.id.clone(), topic, partition, value: None })
                 .collect();
-            let gone = gl.offsets.is_empty() && gl.member_count() == 0 && gl.pending.is_empty();
+            let gone = gl.offsets.is_empty() && !gl.offsets.has_txn() && gl.member_count() == 0 && gl.pending.is_empty();
             if gone {
                 gl.state = GroupState::Dead;
                 entries.push(Entry::Group { group: gl.id.clone(), value: None });
             }
-            if let Some(store) = &self.store
+            if let Ok(Some(store)) = self.access(&gl.id)
                 && let Err(e) = store.append(&entries)
             {
                 tracing::error!(group = %gl.id, error = %e, "writing offset expiry failed");
@@ -269,7 +399,7 @@ impl GroupCoordinator {
             }
             let entries: Vec<Entry> =
                 tps.into_iter().map(|(topic, partition)| Entry::Offset { group: gl.id.clone(), topic, partition, value: None }).collect();
-            if let Some(store) = &self.store
+            if let Ok(Some(store)) = self.access(&gl.id)
                 && let Err(e) = store.append(&entries)
             {
                 tracing::error!(group = %gl.id, error = %e, "writing offset deletion failed");
@@ -285,6 +415,7 @@ impl GroupCoordinator {
         who: MemberRef,
         commits: Vec<(Tp, Committed)>,
     ) -> Result<impl Future<Output = Result<()>> + Send + 'static + use<>> {
+        let store = self.access(group_id)?;
         let g = match self.get(group_id) {
             Some(g) => g,
             None if who.generation < 0 => self.get_or_create(group_id),
@@ -299,29 +430,13 @@ impl GroupCoordinator {
                 }
                 None => gl.check_commit(&who)?,
             }
-            let base = self.append_commits(&gl.id, &commits)?;
+            let base = append_commits(store.as_deref(), &gl.id, &commits)?;
             for (tp, _) in &commits {
                 gl.offsets.begin(tp);
             }
             base
         };
-        let this = self.clone();
-        Ok(async move { this.finish_commits(&g, base, commits).await })
-    }
-
-    /// Waits until the commits appended at `base` are durable, then publishes them (or,
-    /// if the disk failed, drops them): they become visible to OffsetFetch only now.
-    async fn finish_commits(&self, g: &Mutex<Group>, base: Option<i64>, commits: Vec<(Tp, Committed)>) -> Result<()> {
-        let durable = match (&self.store, base) {
-            (Some(store), Some(base)) => store.wait_durable(base + commits.len() as i64).await,
-            _ => true,
-        };
-        let mut gl = g.lock();
-        for (i, (tp, c)) in commits.into_iter().enumerate() {
-            let at = base.map_or(i64::MAX, |b| b + i as i64);
-            gl.offsets.finish(tp, durable.then_some((c, at)));
-        }
-        if durable { Ok(()) } else { Err(Error::Storage) }
+        Ok(async move { finish_commits(store.as_deref(), &g, base, commits).await })
     }
 
     /// The offsets of a committed transaction (the transaction coordinator calls this
@@ -329,31 +444,17 @@ impl GroupCoordinator {
     /// staged by TxnOffsetCommit of a producer the coordinator already checked.
     /// Resolves once they are durable.
     pub async fn commit_txn_offsets(&self, group_id: &str, commits: Vec<(Tp, Committed)>) -> Result<()> {
+        let store = self.access(group_id)?;
         let g = self.get_or_create(group_id);
         let base = {
             let mut gl = g.lock();
-            let base = self.append_commits(&gl.id, &commits)?;
+            let base = append_commits(store.as_deref(), &gl.id, &commits)?;
             for (tp, _) in &commits {
                 gl.offsets.begin(tp);
             }
             base
         };
-        self.finish_commits(&g, base, commits).await
-    }
-
-    fn append_commits(&self, group: &str, commits: &[(Tp, Committed)]) -> Result<Option<i64>> {
-        let Some(store) = &self.store else { return Ok(None) };
-        if commits.is_empty() {
-            return Ok(None);
-        }
-        let entries: Vec<Entry> = commits
-            .iter()
-            .map(|((t, p), c)| Entry::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: Some(c.clone()) })
-            .collect();
-        store.append(&entries).map(Some).map_err(|e| {
-            tracing::error!(group, error = %e, "writing offset commit failed");
-            Error::Storage
-        })
+        finish_commits(store.as_deref(), &g, base, commits).await
     }
 
     /// OffsetFetch for one group: the asked partitions (None: all committed ones).
@@ -375,6 +476,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups of one group: only an Empty group, with its offsets.
     pub fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.check(group_id)?;
         let g = self.get(group_id).ok_or(Error::GroupIdNotFound)?;
         {
             let mut gl = g.lock();
@@ -391,6 +493,7 @@ impl GroupCoordinator {
 
     /// OffsetDelete: drop committed offsets the group no longer consumes.
     pub fn delete_offsets(&self, group_id: &str, tps: Vec<Tp>) -> Result<Vec<(Tp, Result<()>)>> {
+        let store = self.access(group_id)?;
         let g = self.get(group_id).ok_or(Error::GroupIdNotFound)?;
         let mut gl = g.lock();
         if gl.state == GroupState::Dead {
@@ -409,11 +512,77 @@ impl GroupCoordinator {
             }
             out.push((tp, Ok(())));
         }
-        if let (Some(store), false) = (&self.store, tombstones.is_empty()) {
-            store.append(&tombstones).map_err(|_| Error::Storage)?;
+        if let (Some(store), false) = (&store, tombstones.is_empty()) {
+            store.append(&tombstones)?;
         }
         Ok(out)
     }
+}
+
+/// Rebuild the groups of one shard from its log.
+fn replay(store: &Store, limits: Limits) -> std::result::Result<Groups, crate::log::Error> {
+    let mut metas: HashMap<String, GroupRecord> = HashMap::new();
+    let mut count = 0u64;
+    let mut groups: Groups = HashMap::new();
+    store.replay(|at, e| {
+        count += 1;
+        match e {
+            Entry::Offset { group, topic, partition, value } => {
+                let g = groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, limits))));
+                let mut g = g.lock();
+                match value {
+                    Some(c) => g.offsets.apply((topic, partition), c, at),
+                    None => {
+                        g.offsets.remove(&(topic, partition));
+                    }
+                }
+            }
+            Entry::Group { group, value: Some(r) } => {
+                groups.entry(group.clone()).or_insert_with(|| Arc::new(Mutex::new(Group::new(&group, limits))));
+                metas.insert(group, r);
+            }
+            Entry::Group { group, value: None } => {
+                groups.remove(&group);
+                metas.remove(&group);
+            }
+            e @ (Entry::TxnOffset { .. } | Entry::Marker { .. }) => txn_marker::replay_entry(&mut groups, limits, at, e),
+        }
+    })?;
+    let now = Instant::now();
+    for (id, r) in metas {
+        if let Some(g) = groups.get(&id) {
+            restore(&mut g.lock(), r, now);
+        }
+    }
+    tracing::info!(groups = groups.len(), records = count, "group coordinator log replayed");
+    Ok(groups)
+}
+
+fn append_commits(store: Option<&Store>, group: &str, commits: &[(Tp, Committed)]) -> Result<Option<i64>> {
+    let Some(store) = store else { return Ok(None) };
+    if commits.is_empty() {
+        return Ok(None);
+    }
+    let entries: Vec<Entry> = commits
+        .iter()
+        .map(|((t, p), c)| Entry::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: Some(c.clone()) })
+        .collect();
+    store.append(&entries).map(Some)
+}
+
+/// Waits until the commits appended at `base` are replicated, then publishes them
+/// (or, if that failed, drops them): they become visible to OffsetFetch only now.
+async fn finish_commits(store: Option<&Store>, g: &Mutex<Group>, base: Option<i64>, commits: Vec<(Tp, Committed)>) -> Result<()> {
+    let done = match (store, base) {
+        (Some(store), Some(base)) => store.wait_replicated(base + commits.len() as i64).await,
+        _ => Ok(()),
+    };
+    let mut gl = g.lock();
+    for (i, (tp, c)) in commits.into_iter().enumerate() {
+        let at = base.map_or(i64::MAX, |b| b + i as i64);
+        gl.offsets.finish(tp, done.is_ok().then_some((c, at)));
+    }
+    done
 }
 
 async fn ticker(gc: Weak<GroupCoordinator>) {

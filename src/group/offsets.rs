@@ -25,6 +25,9 @@ pub struct Offsets {
     committed: BTreeMap<Tp, (Committed, i64)>,
     /// Commits appended but not yet durable, per partition.
     pending: HashMap<Tp, u32>,
+    /// Transactional offsets staged per producer id (TxnOffsetCommit), with the log
+    /// offset of their record, until that producer's COMMIT or ABORT marker.
+    txn: HashMap<i64, BTreeMap<Tp, (Committed, i64)>>,
 }
 
 impl Offsets {
@@ -82,8 +85,33 @@ impl Offsets {
         self.committed.remove(tp).is_some()
     }
 
+    /// A commit in flight, or an open transaction's offset, for this partition.
     pub fn has_pending(&self, tp: &Tp) -> bool {
-        self.pending.contains_key(tp)
+        self.pending.contains_key(tp) || self.txn.values().any(|m| m.contains_key(tp))
+    }
+
+    /// Stage a transactional offset of `producer_id` (latest per partition wins).
+    pub fn stage_txn(&mut self, producer_id: i64, tp: Tp, c: Committed, log_offset: i64) {
+        self.txn.entry(producer_id).or_default().insert(tp, (c, log_offset));
+    }
+
+    /// The transactional offsets `producer_id` has staged here.
+    pub fn txn_staged(&self, producer_id: i64) -> Vec<(Tp, Committed)> {
+        self.txn.get(&producer_id).map(|m| m.iter().map(|(tp, (c, _))| (tp.clone(), c.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Settle `producer_id`'s staged offsets: applied on commit, dropped on abort.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(staged) = self.txn.remove(&producer_id) else { return };
+        if commit {
+            for (tp, (c, at)) in staged {
+                self.apply(tp, c, at);
+            }
+        }
+    }
+
+    pub fn has_txn(&self) -> bool {
+        !self.txn.is_empty()
     }
 
     pub fn clear(&mut self) {

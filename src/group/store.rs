@@ -9,6 +9,9 @@
 //! for null; `bytes` = i32 length + bytes):
 //! - offset commit key: `i16 1, str group, str topic, i32 partition`;
 //!   value: `i16 0, i64 offset, i32 leader_epoch, str metadata, i64 commit_timestamp_ms`.
+//! - staged transactional offset key: `i16 3, i64 producer_id, str group, str topic,
+//!   i32 partition`; value as an offset commit's. COMMIT/ABORT control batches of
+//!   that producer settle them (replay applies both).
 //! - group metadata key: `i16 2, str group`;
 //!   value: `i16 0, str protocol_type, i32 generation, str protocol_name, str leader,
 //!   i32 n, n × member`, member = `str id, str instance_id, str client_id,
@@ -24,14 +27,17 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::offsets::Committed;
 use super::state::MemberProfile;
+use super::Error;
 use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
+use crate::replication::LeaderState;
 use crate::log::LogConfig;
 use crate::protocol::record_codec::DecodedBatch;
 use crate::protocol::records::BatchIter;
 
-pub const TOPIC: &str = "__consumer_offsets";
+pub const TOPIC: &str = crate::coordinator::GROUP_TOPIC;
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
+const KEY_TXN_OFFSET: i16 = 3;
 /// How much of the log one replay read takes.
 const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 /// Kafka's `offsets.topic.segment.bytes`: small enough that sealed segments, which
@@ -45,6 +51,13 @@ const REPLAY_BATCH_LIMIT_BYTES: usize = 256 << 20;
 pub enum Entry {
     Offset { group: String, topic: String, partition: i32, value: Option<Committed> },
     Group { group: String, value: Option<GroupRecord> },
+    /// An offset TxnOffsetCommit staged for producer `producer_id`'s open transaction:
+    /// it takes effect when a COMMIT marker of that producer follows in this
+    /// partition, and is dropped at an ABORT. A tombstone retires it once settled.
+    TxnOffset { producer_id: i64, group: String, topic: String, partition: i32, value: Option<Committed> },
+    /// A transaction marker (control batch) of `producer_id` (replay only: markers are
+    /// written with `protocol::control::marker_batch`).
+    Marker { producer_id: i64, commit: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -63,47 +76,119 @@ pub struct MemberRecord {
     pub assignment: Bytes,
 }
 
+/// How long a commit waits for its record to be replicated to every in-sync
+/// replica before it is answered REQUEST_TIMED_OUT (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One shard of the coordinator log: a `__consumer_offsets` partition this node
+/// leads (or, in unit tests, a standalone log with no leadership).
 pub struct Store {
     logs: Arc<LogManager>,
     partition: Arc<Partition>,
+    /// The leader epoch appends are stamped with.
+    leader_epoch: i32,
+    /// The leadership this shard was loaded under; None: a standalone log.
+    leader: Option<Arc<LeaderState>>,
+    /// Wakes followers' long-polling fetches after an append.
+    notify: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// The settings of a standalone coordinator log (`__consumer_offsets`' topic
+/// configs give a led partition the same).
+pub fn log_config() -> LogConfig {
+    let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
+    // Committed offsets must outlive any time or size retention.
+    config.retention_ms = crate::log::UNLIMITED;
+    config.retention_bytes = crate::log::UNLIMITED;
+    config.cleanup_delete = false;
+    config.cleanup_compact = true;
+    config
 }
 
 impl Store {
+    /// A standalone log, partition 0, with no replication (unit tests).
     pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
-        let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
-        // Committed offsets must outlive any time or size retention.
-        config.retention_ms = crate::log::UNLIMITED;
-        config.retention_bytes = crate::log::UNLIMITED;
-        config.cleanup_delete = false;
-        config.cleanup_compact = true;
-        let partition = logs.open(&TopicPartition::new(TOPIC, 0), config)?;
-        Ok(Store { logs: logs.clone(), partition })
+        let partition = logs.open(&TopicPartition::new(TOPIC, 0), log_config())?;
+        Ok(Store { logs: logs.clone(), partition, leader_epoch: 0, leader: None, notify: None })
     }
 
-    /// The partition directory name, which must survive orphan removal.
-    pub fn dir_name() -> String {
-        TopicPartition::new(TOPIC, 0).dir_name()
+    /// The shard of a partition this node leads.
+    pub fn led(logs: &Arc<LogManager>, led: &crate::coordinator::Led, notify: Box<dyn Fn() + Send + Sync>) -> Store {
+        Store { logs: logs.clone(), partition: led.log.clone(), leader_epoch: led.epoch, leader: Some(led.leader.clone()), notify: Some(notify) }
     }
 
-    /// Append entries as one batch; returns the log offset of the first.
-    pub fn append(&self, entries: &[Entry]) -> Result<i64, crate::log::Error> {
-        let mut buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
-            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)))?;
-        let info = self.logs.append(&self.partition, &mut buf, 0)?;
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Leadership moved on since this shard was loaded.
+    pub fn resigned(&self) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.has_resigned())
+    }
+
+    /// Append entries as one batch (the leader append path, at this shard's leader
+    /// epoch); returns the log offset of the first.
+    pub fn append(&self, entries: &[Entry]) -> Result<i64, Error> {
+        let buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
+            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)));
+        self.append_batch(buf)
+    }
+
+    /// Append one encoded batch; returns its base offset.
+    pub fn append_batch(&self, buf: Result<BytesMut, crate::log::Error>) -> Result<i64, Error> {
+        if self.resigned() {
+            return Err(Error::NotCoordinator);
+        }
+        let mut buf = buf.map_err(|_| Error::Storage)?;
+        let info = self.logs.append(&self.partition, &mut buf, self.leader_epoch).map_err(|e| {
+            tracing::error!(partition = %self.partition.tp.dir_name(), error = %e, "coordinator log append failed");
+            Error::Storage
+        })?;
+        if let Some(n) = &self.notify {
+            n();
+        }
         Ok(info.base_offset)
     }
 
-    /// Wait until everything below `end_offset` is on disk; false if the disk failed.
-    pub async fn wait_durable(&self, end_offset: i64) -> bool {
-        matches!(self.partition.wait_durable(end_offset).await, Durable::UpTo(_))
+    /// Wait until everything below `end_offset` is replicated to the in-sync replicas
+    /// (the high watermark; for a single replica, on disk). NOT_COORDINATOR if
+    /// leadership moved meanwhile: what reached the offset may not be ours.
+    pub async fn wait_replicated(&self, end_offset: i64) -> Result<(), Error> {
+        let reached = self.partition.wait_high_watermark(end_offset);
+        let d = match &self.leader {
+            None => reached.await,
+            Some(l) => {
+                let watched = async {
+                    tokio::select! {
+                        d = reached => Some(d),
+                        _ = l.wait_resigned() => None,
+                    }
+                };
+                match tokio::time::timeout(COMMIT_TIMEOUT, watched).await {
+                    Err(_) => return Err(Error::RequestTimedOut),
+                    Ok(None) => return Err(Error::NotCoordinator),
+                    Ok(Some(d)) => d,
+                }
+            }
+        };
+        if d == Durable::Failed {
+            return Err(Error::Storage);
+        }
+        if self.resigned() {
+            return Err(Error::NotCoordinator);
+        }
+        Ok(())
     }
 
     /// Every entry from the start of the log, in order, with its log offset.
     pub fn replay(&self, mut apply: impl FnMut(i64, Entry)) -> Result<(), crate::log::Error> {
+        // To the log end, as Kafka loads a shard: a new leader's tail beyond the high
+        // watermark is what it will replicate next.
         let mut offset = self.partition.log_start_offset();
-        let end = self.partition.high_watermark();
+        let end = self.partition.log_end_offset();
         while offset < end {
-            let r = self.partition.read(offset, REPLAY_CHUNK_BYTES, true)?;
+            let r = self.partition.read_to_log_end(offset, REPLAY_CHUNK_BYTES, true)?;
             if r.records.is_empty() {
                 break;
             }
@@ -113,6 +198,16 @@ impl Store {
                 offset = offset.max(h.next_offset());
                 let batch = DecodedBatch::decode(&r.records[range], REPLAY_BATCH_LIMIT_BYTES)
                     .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
+                if h.is_control() {
+                    // A transaction marker: key `i16 version, i16 type (0 abort, 1 commit)`.
+                    for rec in batch.records() {
+                        if let Some(k) = rec.key.filter(|k| k.len() >= 4) {
+                            let commit = i16::from_be_bytes([k[2], k[3]]) == 1;
+                            apply(rec.offset(h.base_offset), Entry::Marker { producer_id: h.producer_id, commit });
+                        }
+                    }
+                    continue;
+                }
                 for rec in batch.records() {
                     let at = rec.offset(h.base_offset);
                     let key = rec.key.map(Bytes::copy_from_slice);
@@ -155,23 +250,39 @@ pub fn encode(e: &Entry) -> (Bytes, Option<Bytes>) {
             put_str(&mut k, Some(group));
             put_str(&mut k, Some(topic));
             k.put_i32(*partition);
-            let v = value.as_ref().map(|c| {
-                let mut v = BytesMut::new();
-                v.put_i16(0);
-                v.put_i64(c.offset);
-                v.put_i32(c.leader_epoch);
-                put_str(&mut v, Some(&c.metadata));
-                v.put_i64(c.commit_timestamp_ms);
-                v.freeze()
-            });
-            (k.freeze(), v)
+            (k.freeze(), value.as_ref().map(encode_committed))
         }
+        Entry::TxnOffset { producer_id, group, topic, partition, value } => {
+            k.put_i16(KEY_TXN_OFFSET);
+            k.put_i64(*producer_id);
+            put_str(&mut k, Some(group));
+            put_str(&mut k, Some(topic));
+            k.put_i32(*partition);
+            (k.freeze(), value.as_ref().map(encode_committed))
+        }
+        Entry::Marker { .. } => unreachable!("markers are control batches, never encoded as records"),
         Entry::Group { group, value } => {
             k.put_i16(KEY_GROUP);
             put_str(&mut k, Some(group));
             (k.freeze(), value.as_ref().map(encode_group))
         }
     }
+}
+
+fn encode_committed(c: &Committed) -> Bytes {
+    let mut v = BytesMut::new();
+    v.put_i16(0);
+    v.put_i64(c.offset);
+    v.put_i32(c.leader_epoch);
+    put_str(&mut v, Some(&c.metadata));
+    v.put_i64(c.commit_timestamp_ms);
+    v.freeze()
+}
+
+fn decode_committed(v: Bytes) -> Option<Committed> {
+    let mut v = Rd(v);
+    let _version = v.i16()?;
+    Some(Committed { offset: v.i64()?, leader_epoch: v.i32()?, metadata: v.str()?, commit_timestamp_ms: v.i64()? })
 }
 
 fn encode_group(g: &GroupRecord) -> Bytes {
@@ -245,13 +356,17 @@ pub fn decode(key: Bytes, value: Option<Bytes>) -> Option<Entry> {
             let (group, topic, partition) = (k.str()?, k.str()?, k.i32()?);
             let value = match value {
                 None => None,
-                Some(v) => {
-                    let mut v = Rd(v);
-                    let _version = v.i16()?;
-                    Some(Committed { offset: v.i64()?, leader_epoch: v.i32()?, metadata: v.str()?, commit_timestamp_ms: v.i64()? })
-                }
+                Some(v) => Some(decode_committed(v)?),
             };
             Some(Entry::Offset { group, topic, partition, value })
+        }
+        KEY_TXN_OFFSET => {
+            let (producer_id, group, topic, partition) = (k.i64()?, k.str()?, k.str()?, k.i32()?);
+            let value = match value {
+                None => None,
+                Some(v) => Some(decode_committed(v)?),
+            };
+            Some(Entry::TxnOffset { producer_id, group, topic, partition, value })
         }
         KEY_GROUP => {
             let group = k.str()?;

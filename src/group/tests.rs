@@ -434,3 +434,40 @@ fn limits_come_from_kafka_config_keys() {
     assert_eq!(l.offsets_retention, Duration::from_secs(120));
     assert!(c.set("group.max.size", "0").is_err());
 }
+
+/// Transactional offsets live in the group log: staged per producer, settled by
+/// the markers, and a reopened (failed-over) shard rebuilds both from the log.
+#[tokio::test]
+async fn txn_offsets_replay_with_their_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
+    let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
+    let c = |o| Committed { offset: o, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 1 };
+    let t0: Tp = ("t".into(), 0);
+    let t1: Tp = ("t".into(), 1);
+    gc.commit_offsets("g", who("", -1), vec![(t0.clone(), c(1))]).unwrap().await.unwrap();
+    gc.stage_txn_offsets("g", 7, vec![(t0.clone(), c(10))]).unwrap().await.unwrap();
+    gc.stage_txn_offsets("g", 8, vec![(t1.clone(), c(20))]).unwrap().await.unwrap();
+    let stable = |gc: &GroupCoordinator| gc.fetch_offsets("g", Some(vec![t0.clone(), t1.clone()]), true);
+    assert_eq!(stable(&gc)[0].1, Err(()), "pending for producer 7");
+    gc.complete_txn_offsets(0, 7, 0, true).await.unwrap();
+    assert_eq!(stable(&gc)[0].1.clone().unwrap().unwrap().offset, 10);
+    assert_eq!(stable(&gc)[1].1, Err(()), "still pending for producer 8");
+    logs.close().unwrap();
+    drop(gc);
+    // Reopen: 7's commit applied, 8's offsets still pending.
+    let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
+    let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
+    assert_eq!(stable(&gc)[0].1.clone().unwrap().unwrap().offset, 10);
+    assert_eq!(stable(&gc)[1].1, Err(()));
+    gc.complete_txn_offsets(0, 8, 0, false).await.unwrap();
+    assert_eq!(stable(&gc)[1].1, Ok(None), "aborted: dropped");
+    logs.close().unwrap();
+    drop(gc);
+    let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
+    let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
+    let got = stable(&gc);
+    assert_eq!((got[0].1.clone().unwrap().unwrap().offset, got[1].1.clone()), (10, Ok(None)));
+    // A shard this node does not lead: NOT_COORDINATOR.
+    assert_eq!(gc.complete_txn_offsets(3, 8, 0, true).await, Err(Error::NotCoordinator));
+}

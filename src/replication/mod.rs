@@ -259,6 +259,8 @@ impl ReplicaManager {
             }
         }
         self.start_fetchers(image);
+        // Coordinators follow the leadership of their internal partitions.
+        crate::coordinator::reconciled(broker, image);
     }
 
     fn start_fetchers(&self, image: &Image) {

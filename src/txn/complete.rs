@@ -1,5 +1,6 @@
 //! Ending a prepared transaction: a COMMIT or ABORT marker to every partition in
-//! it, durable; on commit, the staged offsets to their groups, durable; then the
+//! it, durable (for a `__consumer_offsets` partition the group coordinator writes
+//! it and settles the offsets staged there); then the
 //! Complete state to the transaction log. Each step is idempotent, so a completion
 //! that fails or is cut short by a crash is simply run again (the ticker retries;
 //! start-up resumes every transaction the log shows prepared). A second marker for
@@ -12,7 +13,6 @@ use tokio::task::JoinHandle;
 use super::error::{Error, Result};
 use super::state::{TxnMeta, TxnState};
 use crate::broker::Broker;
-use crate::group::Committed;
 use crate::log::manager::Durable;
 use crate::protocol::control::{ControlType, marker_batch};
 
@@ -73,9 +73,6 @@ async fn run(broker: &Arc<Broker>, id: &str) -> Result<()> {
         _ => return Ok(()),
     };
     write_markers(broker, &snapshot, commit).await?;
-    if commit {
-        apply_offsets(broker, &snapshot).await?;
-    }
     let end = {
         let mut m = entry.lock();
         // Only this task moves a prepared transaction on (see `completing`).
@@ -85,7 +82,6 @@ async fn run(broker: &Arc<Broker>, id: &str) -> Result<()> {
         broker.txns.persist(&m).inspect_err(|_| *m = before)?
     };
     broker.txns.wait_durable(end).await?;
-    broker.txns.unstage(id, snapshot.groups.iter().cloned());
     tracing::debug!(transactional_id = %id, commit, "transaction complete");
     Ok(())
 }
@@ -96,6 +92,14 @@ async fn write_markers(broker: &Arc<Broker>, m: &TxnMeta, commit: bool) -> Resul
     let now_ms = crate::log::system_time_ms();
     let mut waits = Vec::with_capacity(m.partitions.len());
     for (topic, partition) in &m.partitions {
+        if topic == crate::coordinator::GROUP_TOPIC {
+            // The group coordinator writes this marker and settles the offsets staged there.
+            broker.groups.complete_txn_offsets(*partition, m.producer_id, m.producer_epoch, commit).await.map_err(|e| {
+                tracing::warn!(partition, error = %e, "completing transactional offsets failed");
+                Error::Storage
+            })?;
+            continue;
+        }
         // A topic deleted since it was added has no log left to mark.
         let Some(t) = image.topic(topic) else { continue };
         let p = match broker.partition(t, *partition) {
@@ -120,26 +124,6 @@ async fn write_markers(broker: &Arc<Broker>, m: &TxnMeta, commit: bool) -> Resul
         if p.wait_durable(end).await == Durable::Failed {
             return Err(Error::Storage);
         }
-    }
-    Ok(())
-}
-
-async fn apply_offsets(broker: &Arc<Broker>, m: &TxnMeta) -> Result<()> {
-    let now_ms = crate::log::system_time_ms();
-    for group in &m.groups {
-        let commits: Vec<_> = m
-            .pending_offsets
-            .iter()
-            .filter(|o| &o.group == group)
-            .map(|o| {
-                let c = Committed { offset: o.offset, leader_epoch: o.leader_epoch, metadata: o.metadata.clone(), commit_timestamp_ms: now_ms };
-                ((o.topic.clone(), o.partition), c)
-            })
-            .collect();
-        if commits.is_empty() {
-            continue;
-        }
-        broker.groups.commit_txn_offsets(group, commits).await.map_err(|_| Error::Storage)?;
     }
     Ok(())
 }

@@ -65,10 +65,6 @@ pub struct TxnCoordinator {
     /// Ids whose completion (markers, offsets) is running, so it runs once.
     completing: Mutex<HashSet<String>>,
     pub settings: Settings,
-    /// group → transactional ids that staged offsets for it (a superset: entries are
-    /// dropped when a transaction completes, and every hit is checked against the id's
-    /// state), so OffsetFetch finds pending transactional offsets without a full scan.
-    staged_groups: Mutex<HashMap<String, HashSet<String>>>,
     /// None in unit tests that need no durability.
     store: Option<store::Store>,
 }
@@ -84,13 +80,7 @@ impl TxnCoordinator {
             })?;
         }
         let txns = txns.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))).collect();
-        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, staged_groups: Mutex::new(HashMap::new()), store };
-        // Prepared transactions replayed from the log still hold their offsets.
-        for (id, m) in this.txns.read().iter() {
-            for o in &m.lock().pending_offsets {
-                this.staged_groups.lock().entry(o.group.clone()).or_default().insert(id.clone());
-            }
-        }
+        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, store };
         Ok(Arc::new(this))
     }
 
@@ -200,41 +190,13 @@ impl TxnCoordinator {
         self.wait_durable(end).await
     }
 
-    /// TxnOffsetCommit: held until the transaction ends (made durable with PrepareCommit).
-    pub fn stage_offsets(&self, id: &str, producer_id: i64, producer_epoch: i16, group: &str, offsets: Vec<PendingOffset>) -> Result<()> {
+    /// TxnOffsetCommit, when this node also coordinates the transaction: the producer
+    /// must be current and its open transaction must have added the group. (The
+    /// offsets themselves go to the group's log: `group::txn_marker`.)
+    pub fn check_offset_commit(&self, id: &str, producer_id: i64, producer_epoch: i16, group: &str) -> Result<()> {
         let entry = self.get(id).ok_or(Error::InvalidProducerIdMapping)?;
         let mut m = entry.lock();
-        m.stage_offsets(producer_id, producer_epoch, group, offsets)?;
-        self.staged_groups.lock().entry(group.to_string()).or_default().insert(id.to_string());
-        Ok(())
-    }
-
-    /// Whether a transaction not yet complete holds an offset for this group partition:
-    /// OffsetFetch with `require_stable` then answers UNSTABLE_OFFSET_COMMIT (KIP-447),
-    /// so a consumer does not start from an offset that may still change.
-    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
-        let ids: Vec<String> = match self.staged_groups.lock().get(group) {
-            Some(ids) => ids.iter().cloned().collect(),
-            None => return false,
-        };
-        ids.iter().filter_map(|id| self.get(id)).any(|entry| {
-            let m = entry.lock();
-            matches!(m.state, TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort)
-                && m.pending_offsets.iter().any(|o| o.group == group && o.topic == topic && o.partition == partition)
-        })
-    }
-
-    /// Drops `id` from the staged-offsets index once its transaction is over.
-    fn unstage(&self, id: &str, groups: impl Iterator<Item = String>) {
-        let mut staged = self.staged_groups.lock();
-        for g in groups {
-            if let Some(ids) = staged.get_mut(&g) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    staged.remove(&g);
-                }
-            }
-        }
+        m.stage_offsets(producer_id, producer_epoch, group, Vec::new())
     }
 
     /// EndTxn: prepare durably, then write markers (and offsets) and complete.

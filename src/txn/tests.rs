@@ -29,6 +29,16 @@ async fn open(dir: &std::path::Path) -> Arc<Broker> {
         let r = crate::api::create_topics::handle(&ctx, CreateTopicsRequest::default().with_topics(vec![t])).await;
         assert_eq!(r.topics[0].error_code, 0);
     }
+    // The group coordinator serves groups once it leads (and has loaded) their shard.
+    assert!(crate::coordinator::topic::ensure_group_topic(&broker).await);
+    broker.replicas.ensure_current(&broker);
+    for _ in 0..500 {
+        if broker.groups.check("g").is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(broker.groups.check("g"), Ok(()));
     broker
 }
 
@@ -103,11 +113,17 @@ async fn commit_and_abort_write_markers_and_move_the_lso() {
     assert_eq!(read.aborted, vec![crate::log::AbortedTxn { producer_id: id.0, first_offset: 0, last_offset: 3 }]);
     assert_eq!(partition(&b, 1).high_watermark(), 1);
 
-    b.txns.add("tx", id.0, id.1, &[tp(0)], Some("g")).await.unwrap();
+    // AddOffsetsToTxn's partitions: the group's __consumer_offsets partition.
+    let gt = crate::coordinator::GROUP_TOPIC;
+    let gp = (gt.to_string(), crate::coordinator::partition_for("g", b.image().topic(gt).unwrap().partitions.len() as i32));
+    b.txns.add("tx", id.0, id.1, &[tp(0), gp], Some("g")).await.unwrap();
     produce(&b, "tx", id, 0, 3, 1).await.unwrap();
-    let o = PendingOffset { group: "g".into(), topic: TOPIC.into(), partition: 1, offset: 42, leader_epoch: -1, metadata: String::new() };
-    b.txns.stage_offsets("tx", id.0, id.1, "g", vec![o]).unwrap();
+    b.txns.check_offset_commit("tx", id.0, id.1, "g").unwrap();
+    let c = crate::group::Committed { offset: 42, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 1 };
+    b.groups.stage_txn_offsets("g", id.0, vec![((TOPIC.into(), 1), c)]).unwrap().await.unwrap();
     assert_eq!(b.groups.fetch_offsets("g", None, false).len(), 0, "staged offsets are invisible");
+    let stable = b.groups.fetch_offsets("g", Some(vec![(TOPIC.into(), 1)]), true);
+    assert_eq!(stable[0].1, Err(()), "UNSTABLE_OFFSET_COMMIT while the transaction is open");
     TxnCoordinator::end_txn(&b, "tx", id.0, id.1, true).await.unwrap();
     assert_eq!(p0.last_stable_offset(), 6);
     assert_eq!(p0.read_committed(4, 1 << 20, true).unwrap().aborted, vec![]);

@@ -1,0 +1,82 @@
+//! Creating a coordinator's internal topic on demand, as Kafka does: at the first
+//! FindCoordinator that needs it, through the same proposal path as CreateTopics.
+//! Until it exists and the key's partition has a live leader, FindCoordinator
+//! answers COORDINATOR_NOT_AVAILABLE and clients retry.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::api::topics::{self, NewTopic};
+use crate::broker::Broker;
+use crate::protocol::ResponseError;
+
+/// Internal topics whose creation is under way in this process (one creation at a time).
+static CREATING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// How long a FindCoordinator waits for a creation it started before answering
+/// COORDINATOR_NOT_AVAILABLE: long enough that a one-node cluster answers the first
+/// request, short enough not to stall a client.
+const CREATE_WAIT: Duration = Duration::from_secs(2);
+
+/// `__consumer_offsets` as Kafka creates it: `offsets.topic.*` settings, compacted,
+/// 100 MiB segments, kept forever, room for large group metadata records.
+fn group_topic(broker: &Broker) -> NewTopic {
+    let c = &broker.config;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact".to_string()),
+        ("segment.bytes", "104857600".to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("retention.bytes", "-1".to_string()),
+        ("max.message.bytes", (64u32 << 20).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    NewTopic {
+        name: super::GROUP_TOPIC.to_string(),
+        partitions: c.offsets_topic_num_partitions,
+        replication_factor: c.offsets_topic_rf(),
+        assignments: None,
+        configs,
+    }
+}
+
+/// Make sure `__consumer_offsets` exists or is being created. Returns once it exists,
+/// or after a short wait (false). Not created while fewer brokers than its
+/// replication factor are live (Kafka's rule: it would be under-replicated forever).
+pub async fn ensure_group_topic(broker: &Arc<Broker>) -> bool {
+    let name = super::GROUP_TOPIC;
+    if broker.image().topic(name).is_some() {
+        return true;
+    }
+    let t = group_topic(broker);
+    let live = broker.image().live_brokers().len();
+    if live < t.replication_factor.max(1) as usize {
+        tracing::info!(topic = name, live, replication_factor = t.replication_factor, "not creating the offsets topic until enough brokers are live");
+        return false;
+    }
+    if CREATING.lock().insert(name.to_string()) {
+        let b = broker.clone();
+        tokio::spawn(async move {
+            match topics::create_internal(&b, t).await {
+                Ok(_) => tracing::info!(topic = name, "created internal topic"),
+                Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
+                Err(e) => tracing::warn!(topic = name, error = %e.message, "creating internal topic failed"),
+            }
+            CREATING.lock().remove(name);
+        });
+    }
+    let deadline = tokio::time::Instant::now() + CREATE_WAIT;
+    let mut images = broker.metadata.subscribe();
+    loop {
+        if broker.image().topic(name).is_some() {
+            return true;
+        }
+        if !matches!(tokio::time::timeout_at(deadline, images.changed()).await, Ok(Ok(()))) {
+            return broker.image().topic(name).is_some();
+        }
+    }
+}
