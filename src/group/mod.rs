@@ -25,6 +25,7 @@ pub mod reconcile;
 pub mod offsets;
 pub mod state;
 pub mod store;
+mod txn_marker;
 mod view;
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,8 @@
 
 pub mod complete;
 pub mod error;
+pub mod marker;
+pub mod marker_sender;
 pub mod state;
 pub mod store;
 #[cfg(test)]
@@ -71,6 +73,8 @@ pub struct TxnCoordinator {
     staged_groups: Mutex<HashMap<String, HashSet<String>>>,
     /// None in unit tests that need no durability.
     store: Option<store::Store>,
+    /// Connections to the other brokers that markers are sent to.
+    channels: marker_sender::Channels,
 }
 
 impl TxnCoordinator {
@@ -84,7 +88,7 @@ impl TxnCoordinator {
             })?;
         }
         let txns = txns.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))).collect();
-        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, staged_groups: Mutex::new(HashMap::new()), store };
+        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, staged_groups: Mutex::new(HashMap::new()), store, channels: Default::default() };
         // Prepared transactions replayed from the log still hold their offsets.
         for (id, m) in this.txns.read().iter() {
             for o in &m.lock().pending_offsets {
