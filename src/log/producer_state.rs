@@ -428,4 +428,33 @@ mod tests {
         }
         assert_eq!(a.entries(), r.entries());
     }
+    #[test]
+    fn markers_from_an_older_coordinator_are_fenced() {
+        let mut m = ProducerStateManager::new();
+        let mut marker = header(7, 0, -1, 1);
+        marker.attributes = 0b11_0000; // transactional + control
+        let mark = |m: &mut ProducerStateManager, h: BatchHeader, at: i64, ce: i32| {
+            let mut p = m.pending();
+            let r = p.check_marker(&h, at, Some(ce));
+            let u = p.into_updates();
+            m.commit(u);
+            r
+        };
+        append(&mut m, header(7, 0, 0, 2), 0).unwrap();
+        assert_eq!(m.get(7).unwrap().coordinator_epoch, -1);
+        assert_eq!(mark(&mut m, marker, 2, 3).unwrap(), Check::Append);
+        assert_eq!(m.get(7).unwrap().coordinator_epoch, 3);
+        // A retry from the same coordinator is fine; an older one is fenced.
+        assert_eq!(mark(&mut m, marker, 3, 3).unwrap(), Check::Append);
+        assert!(matches!(
+            mark(&mut m, marker, 4, 2),
+            Err(Error::CoordinatorFenced { producer_id: 7, current: 3, got: 2 })
+        ));
+        // Replicas learn it too; snapshots without the field load as "none seen".
+        let mut r = ProducerStateManager::new();
+        r.replay_marker(&marker, Some(5));
+        assert_eq!(r.get(7).unwrap().coordinator_epoch, 5);
+        let old: ProducerEntry = serde_json::from_str(r#"{"producer_id":1,"epoch":0,"batches":[],"last_offset":4}"#).unwrap();
+        assert_eq!(old.coordinator_epoch, -1);
+    }
 }
