@@ -111,3 +111,76 @@ async fn transactional_produce_abort_commit_and_read_committed() {
     assert_eq!(r.error_code, 47);
     b.stop().await;
 }
+
+fn markers(topic: &str, partitions: Vec<i32>, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> WriteTxnMarkersRequest {
+    use write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(vec![WritableTxnMarkerTopic::default().with_name(TopicName(s(topic))).with_partition_indexes(partitions)]),
+    ])
+}
+
+/// Error codes per (topic, partition), in response order.
+fn marker_codes(r: &WriteTxnMarkersResponse) -> Vec<(String, i32, i16)> {
+    r.markers.iter().flat_map(|m| m.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index, p.error_code)))).collect()
+}
+
+/// WriteTxnMarkers (27) v1 as a coordinator on another broker sends it: a COMMIT marker
+/// ends an open transaction here (the LSO moves to the end); unknown topics and
+/// partitions, older producer epochs and older coordinator epochs are refused with
+/// Kafka's codes.
+#[tokio::test]
+async fn write_txn_markers_ends_transactions_and_refuses_what_kafka_refuses() {
+    let b = TestBroker::start().await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "wm", 2).await;
+    let tid = TransactionalId(s("wm-tx"));
+    let init = InitProducerIdRequest::default().with_transactional_id(Some(tid.clone())).with_transaction_timeout_ms(60000);
+    let r: InitProducerIdResponse = call(&mut c, ApiKey::InitProducerId, 4, 1, &init).await;
+    let (pid, epoch) = (r.producer_id, r.producer_epoch);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid.clone())
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(TopicName(s("wm"))).with_partitions(vec![0])]);
+    let r: AddPartitionsToTxnResponse = call(&mut c, ApiKey::AddPartitionsToTxn, 3, 2, &add).await;
+    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    let produce = produce_request("wm", 0, txn_batch(2, pid.0, epoch, 0), -1).with_transactional_id(Some(tid.clone()));
+    let r: ProduceResponse = call(&mut c, ApiKey::Produce, 9, 3, &produce).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let r: FetchResponse = call(&mut c, ApiKey::Fetch, 11, 4, &fetch_committed("wm")).await;
+    assert_eq!((r.responses[0].partitions[0].high_watermark, r.responses[0].partitions[0].last_stable_offset), (2, 0));
+
+    // Unknown topic, unknown partition (negative and past the end), and a good one.
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 5, &markers("nope", vec![0], pid.0, epoch, 4, true)).await;
+    assert_eq!(marker_codes(&r), vec![("nope".to_string(), 0, 3)], "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(r.markers[0].producer_id, pid);
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 6, &markers("wm", vec![-1, 7, 0], pid.0, epoch, 4, true)).await;
+    assert_eq!(marker_codes(&r), vec![("wm".to_string(), -1, 3), ("wm".to_string(), 7, 3), ("wm".to_string(), 0, 0)]);
+    // The COMMIT marker (data 0-1, marker 2) closed the transaction: LSO = HW = 3.
+    let r: FetchResponse = call(&mut c, ApiKey::Fetch, 11, 7, &fetch_committed("wm")).await;
+    assert_eq!((r.responses[0].partitions[0].high_watermark, r.responses[0].partitions[0].last_stable_offset), (3, 3));
+
+    // A marker from an older coordinator epoch than the last one seen for this producer.
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 8, &markers("wm", vec![0], pid.0, epoch, 3, false)).await;
+    assert_eq!(marker_codes(&r), vec![("wm".to_string(), 0, 52)], "TRANSACTION_COORDINATOR_FENCED");
+    // The same coordinator epoch again is fine (a retried marker).
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 9, &markers("wm", vec![0], pid.0, epoch, 4, true)).await;
+    assert_eq!(marker_codes(&r), vec![("wm".to_string(), 0, 0)]);
+    // A newer producer epoch's marker moves the partition on; the older epoch is then refused.
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 10, &markers("wm", vec![1], pid.0, epoch + 1, 4, false)).await;
+    assert_eq!(marker_codes(&r), vec![("wm".to_string(), 1, 0)]);
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 11, &markers("wm", vec![1], pid.0, epoch, 4, false)).await;
+    assert_eq!(marker_codes(&r), vec![("wm".to_string(), 1, 47)], "INVALID_PRODUCER_EPOCH");
+    // Several markers in one request, each answered under its producer id.
+    let mut two = markers("wm", vec![1], 9001, 0, 0, true);
+    two.markers.push(markers("wm", vec![1], 9002, 0, 0, false).markers.remove(0));
+    let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 12, &two).await;
+    assert_eq!(r.markers.iter().map(|m| m.producer_id.0).collect::<Vec<_>>(), vec![9001, 9002]);
+    assert!(marker_codes(&r).iter().all(|(_, _, code)| *code == 0), "{:?}", marker_codes(&r));
+    b.stop().await;
+}

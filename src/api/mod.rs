@@ -44,6 +44,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -131,6 +132,7 @@ pub fn log_error_code(e: &crate::log::Error) -> i16 {
         E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         E::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        E::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         E::Records(R::MessageTooLarge { .. }) => ResponseError::MessageTooLarge,
         E::Records(R::CorruptMessage { .. }) => ResponseError::CorruptMessage,
         E::Records(R::InvalidRecord { .. }) => ResponseError::InvalidRecord,

@@ -30,8 +30,8 @@ pub mod reconcile;
 pub mod offsets;
 pub mod state;
 pub mod store;
-mod view;
 pub mod txn_marker;
+mod view;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -146,6 +146,14 @@ pub enum Error {
         current: i16,
         got: i16,
     },
+    /// A transaction marker from a coordinator older than the one that last wrote a
+    /// marker for this producer here (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    #[error("producer {producer_id} saw coordinator epoch {current}, marker has older {got}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        got: i32,
+    },
     /// Not produced by this module today (an unknown producer is accepted, as Kafka does
     /// once a producer's state has expired); kept for the transaction coordinator.
     #[error("unknown producer id {producer_id}")]

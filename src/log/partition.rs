@@ -166,8 +166,12 @@ impl PartitionLog {
         }
         let mut pending = self.producers.pending();
         let mut next_offset = self.log_end_offset;
+        let mut at_bytes = 0usize;
         for h in &headers {
-            if let Check::Duplicate(original) = pending.check(h, next_offset)? {
+            let batch = &records[at_bytes..at_bytes + h.total_bytes()];
+            at_bytes += h.total_bytes();
+            let coordinator_epoch = crate::protocol::control::coordinator_epoch(h, batch);
+            if let Check::Duplicate(original) = pending.check_marker(h, next_offset, coordinator_epoch)? {
                 return Ok(AppendInfo {
                     base_offset: original.base_offset,
                     last_offset: original.last_offset,

@@ -43,6 +43,17 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// Last offset this producer wrote (batch or marker): the eviction order.
     pub last_offset: i64,
+    /// Coordinator epoch of the last marker for this producer (-1: none seen), so a
+    /// marker from an older coordinator is refused (Kafka's `coordinatorEpoch`). Taken
+    /// from markers appended or replicated here and kept in snapshots; a header-only
+    /// replay on recovery does not read marker values, so after a crash it may lag (it
+    /// then fences less, never more).
+    #[serde(default = "no_coordinator_epoch")]
+    pub coordinator_epoch: i32,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
 }
 
 impl ProducerEntry {
@@ -52,11 +63,13 @@ impl ProducerEntry {
             epoch,
             batches: VecDeque::new(),
             last_offset: -1,
+            coordinator_epoch: -1,
         }
     }
 
-    /// Records a batch (already checked, or replayed from the log).
-    fn apply(&mut self, h: &BatchHeader, base_offset: i64) {
+    /// Records a batch (already checked, or replayed from the log); `coordinator_epoch`
+    /// is a marker's, when known.
+    fn apply(&mut self, h: &BatchHeader, base_offset: i64, coordinator_epoch: Option<i32>) {
         let last_offset = base_offset + i64::from(h.last_offset_delta);
         if h.producer_epoch != self.epoch {
             self.epoch = h.producer_epoch;
@@ -64,6 +77,9 @@ impl ProducerEntry {
         }
         self.last_offset = last_offset;
         if h.is_control() {
+            if let Some(e) = coordinator_epoch {
+                self.coordinator_epoch = self.coordinator_epoch.max(e);
+            }
             return;
         }
         if self.batches.len() == BATCHES_PER_PRODUCER {
@@ -104,7 +120,14 @@ fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
 impl PendingProducers<'_> {
     /// Checks `h` (to be stored at `base_offset`) against the state so far, including
     /// earlier batches of the same request, and records it if it is to be appended.
+    #[cfg(test)]
     pub fn check(&mut self, h: &BatchHeader, base_offset: i64) -> Result<Check> {
+        self.check_marker(h, base_offset, None)
+    }
+
+    /// [`Self::check`], for a batch that may be a marker written by coordinator epoch
+    /// `coordinator_epoch`: one older than the producer's last is refused.
+    pub fn check_marker(&mut self, h: &BatchHeader, base_offset: i64, coordinator_epoch: Option<i32>) -> Result<Check> {
         if !h.has_producer_id() {
             return Ok(Check::Append);
         }
@@ -120,6 +143,12 @@ impl PendingProducers<'_> {
                     current: entry.epoch,
                     got: h.producer_epoch,
                 });
+            }
+            if h.is_control()
+                && let Some(got) = coordinator_epoch
+                && got < entry.coordinator_epoch
+            {
+                return Err(Error::CoordinatorFenced { producer_id: pid, current: entry.coordinator_epoch, got });
             }
             if !h.is_control() {
                 check_sequence(entry, h)?;
@@ -137,7 +166,7 @@ impl PendingProducers<'_> {
             Some(e) => e.clone(),
             None => ProducerEntry::new(pid, h.producer_epoch),
         };
-        entry.apply(h, base_offset);
+        entry.apply(h, base_offset, coordinator_epoch);
         self.updated.insert(pid, entry);
         Ok(Check::Append)
     }
@@ -197,13 +226,18 @@ impl ProducerStateManager {
 
     /// Replays a batch read back from the log (no checks: it was checked on append).
     pub fn replay(&mut self, h: &BatchHeader) {
+        self.replay_marker(h, None);
+    }
+
+    /// [`Self::replay`] with a marker's coordinator epoch, when its value was read.
+    pub fn replay_marker(&mut self, h: &BatchHeader, coordinator_epoch: Option<i32>) {
         if !h.has_producer_id() {
             return;
         }
         self.producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerEntry::new(h.producer_id, h.producer_epoch))
-            .apply(h, h.base_offset);
+            .apply(h, h.base_offset, coordinator_epoch);
         self.evict_if_needed();
     }
 
@@ -393,5 +427,34 @@ mod tests {
             r.replay(&h);
         }
         assert_eq!(a.entries(), r.entries());
+    }
+    #[test]
+    fn markers_from_an_older_coordinator_are_fenced() {
+        let mut m = ProducerStateManager::new();
+        let mut marker = header(7, 0, -1, 1);
+        marker.attributes = 0b11_0000; // transactional + control
+        let mark = |m: &mut ProducerStateManager, h: BatchHeader, at: i64, ce: i32| {
+            let mut p = m.pending();
+            let r = p.check_marker(&h, at, Some(ce));
+            let u = p.into_updates();
+            m.commit(u);
+            r
+        };
+        append(&mut m, header(7, 0, 0, 2), 0).unwrap();
+        assert_eq!(m.get(7).unwrap().coordinator_epoch, -1);
+        assert_eq!(mark(&mut m, marker, 2, 3).unwrap(), Check::Append);
+        assert_eq!(m.get(7).unwrap().coordinator_epoch, 3);
+        // A retry from the same coordinator is fine; an older one is fenced.
+        assert_eq!(mark(&mut m, marker, 3, 3).unwrap(), Check::Append);
+        assert!(matches!(
+            mark(&mut m, marker, 4, 2),
+            Err(Error::CoordinatorFenced { producer_id: 7, current: 3, got: 2 })
+        ));
+        // Replicas learn it too; snapshots without the field load as "none seen".
+        let mut r = ProducerStateManager::new();
+        r.replay_marker(&marker, Some(5));
+        assert_eq!(r.get(7).unwrap().coordinator_epoch, 5);
+        let old: ProducerEntry = serde_json::from_str(r#"{"producer_id":1,"epoch":0,"batches":[],"last_offset":4}"#).unwrap();
+        assert_eq!(old.coordinator_epoch, -1);
     }
 }

@@ -100,8 +100,11 @@ impl PartitionLog {
 
     fn append_replica_run(&mut self, records: &[u8], headers: &[BatchHeader]) -> Result<()> {
         self.write_batches(records, headers)?;
+        let mut at_bytes = 0usize;
         for h in headers {
-            self.producers.replay(h);
+            let batch = records.get(at_bytes..at_bytes + h.total_bytes()).unwrap_or_default();
+            at_bytes += h.total_bytes();
+            self.producers.replay_marker(h, crate::protocol::control::coordinator_epoch(h, batch));
         }
         Ok(())
     }

@@ -414,7 +414,7 @@ mod tests {
         18 => ApiVersionsRequest, 19 => CreateTopicsRequest, 20 => DeleteTopicsRequest,
         21 => DeleteRecordsRequest, 22 => InitProducerIdRequest, 23 => OffsetForLeaderEpochRequest,
         24 => AddPartitionsToTxnRequest, 25 => AddOffsetsToTxnRequest, 26 => EndTxnRequest,
-        28 => TxnOffsetCommitRequest, 32 => DescribeConfigsRequest, 33 => AlterConfigsRequest,
+        27 => WriteTxnMarkersRequest, 28 => TxnOffsetCommitRequest, 32 => DescribeConfigsRequest, 33 => AlterConfigsRequest,
         35 => DescribeLogDirsRequest, 37 => CreatePartitionsRequest, 42 => DeleteGroupsRequest,
         43 => ElectLeadersRequest, 45 => AlterPartitionReassignmentsRequest, 46 => ListPartitionReassignmentsRequest,
         44 => IncrementalAlterConfigsRequest, 47 => OffsetDeleteRequest, 55 => DescribeQuorumRequest,

@@ -93,6 +93,28 @@ pub fn control_type(h: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
     }
 }
 
+/// The coordinator epoch in a marker's value (`i16 version, i32 coordinator epoch`),
+/// or None when `batch` is not a control batch or its value is not one we can read.
+pub fn coordinator_epoch(h: &BatchHeader, batch: &[u8]) -> Option<i32> {
+    if !h.is_control() {
+        return None;
+    }
+    let rec = batch.get(BATCH_HEADER_BYTES..)?;
+    let mut at = 0usize;
+    let _len = read_varint(rec, &mut at)?;
+    at += 1; // attributes
+    let _ts = read_varint(rec, &mut at)?;
+    let _od = read_varint(rec, &mut at)?;
+    let key_len = usize::try_from(read_varint(rec, &mut at)?).ok()?;
+    at = at.checked_add(key_len)?;
+    let value_len = read_varint(rec, &mut at)?;
+    if value_len < 6 {
+        return None;
+    }
+    let v = rec.get(at..at + 6)?;
+    Some(i32::from_be_bytes([v[2], v[3], v[4], v[5]]))
+}
+
 /// A zigzag varint (at most 5 bytes) at `*at`, advancing it.
 fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
     let mut raw: u64 = 0;
@@ -122,6 +144,7 @@ mod tests {
             assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.record_count), (42, 3, -1, 1));
             assert_eq!(validate_batches(&b, 1 << 20).unwrap().len(), 1);
             assert_eq!(control_type(&h, &b), Some(kind));
+            assert_eq!(coordinator_epoch(&h, &b), Some(7));
             assert_eq!(BatchIter::verified(&b).count(), 1);
             // The codec crate agrees on the record layout.
             let mut bytes = b.clone().freeze();
@@ -139,5 +162,6 @@ mod tests {
         b[21..23].copy_from_slice(&TRANSACTIONAL_BIT.to_be_bytes());
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(control_type(&h, &b), None);
+        assert_eq!(coordinator_epoch(&h, &b), None);
     }
 }

@@ -52,6 +52,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    // Broker to broker (txn/marker.rs): v0 is gone in Kafka 4.x.
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
@@ -108,6 +110,7 @@ mod tests {
         check::<AddOffsetsToTxnRequest>(ApiKey::AddOffsetsToTxn);
         check::<EndTxnRequest>(ApiKey::EndTxn);
         check::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
+        check::<WriteTxnMarkersRequest>(ApiKey::WriteTxnMarkers);
     }
 
     /// The README's table of served APIs lists exactly what ApiVersions advertises.

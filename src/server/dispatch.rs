@@ -121,6 +121,11 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
             let req = EndTxnRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
             Ok(later(correlation_id, version, api::end_txn::handle(&ctx, req)))
         }
+        // Broker to broker: markers are answered once replicated.
+        ApiKey::WriteTxnMarkers => {
+            let req = WriteTxnMarkersRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
+            Ok(later(correlation_id, version, api::write_txn_markers::handle(&ctx, req)))
+        }
         // These wait (for other members, the leader, fsync): deferred so the
         // connection keeps reading, e.g. heartbeats sent while a JoinGroup is pending.
         ApiKey::JoinGroup => {

@@ -13,10 +13,13 @@ use tokio::task::JoinHandle;
 use super::error::{Error, Result};
 use super::state::{TxnMeta, TxnState};
 use crate::broker::Broker;
-use crate::log::manager::Durable;
-use crate::protocol::control::{ControlType, marker_batch};
+use super::marker::Marker;
+use super::marker_sender;
 
-/// The coordinator epoch written in markers. One node, never moved: constant.
+/// The coordinator epoch written in markers. One coordinator node that keeps its
+/// transaction log to itself: constant for now. Once the transaction log is a
+/// replicated partition this becomes its leader epoch (as in Kafka), passed in
+/// [`Marker::coordinator_epoch`].
 pub const COORDINATOR_EPOCH: i32 = 0;
 
 /// Starts the completion of `id` unless one is running; the handle resolves when
@@ -86,44 +89,13 @@ async fn run(broker: &Arc<Broker>, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Markers to every partition of the transaction, each at its current leader (this
+/// node's own partitions directly, the others by WriteTxnMarkers), each replicated to
+/// its ISR before this returns Ok.
 async fn write_markers(broker: &Arc<Broker>, m: &TxnMeta, commit: bool) -> Result<()> {
-    let image = broker.image();
-    let kind = if commit { ControlType::Commit } else { ControlType::Abort };
-    let now_ms = crate::log::system_time_ms();
-    let mut waits = Vec::with_capacity(m.partitions.len());
-    for (topic, partition) in &m.partitions {
-        if topic == crate::coordinator::GROUP_TOPIC {
-            // The group coordinator writes this marker and settles the offsets staged there.
-            broker.groups.complete_txn_offsets(*partition, m.producer_id, m.producer_epoch, commit).await.map_err(|e| {
-                tracing::warn!(partition, error = %e, "completing transactional offsets failed");
-                Error::Storage
-            })?;
-            continue;
-        }
-        // A topic deleted since it was added has no log left to mark.
-        let Some(t) = image.topic(topic) else { continue };
-        let p = match broker.partition(t, *partition) {
-            Ok(Some(p)) => p,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(topic, partition, error = %e, "opening partition for a transaction marker failed");
-                return Err(Error::Storage);
-            }
-        };
-        let leader_epoch = t.partitions[*partition as usize].leader_epoch;
-        let mut batch = marker_batch(m.producer_id, m.producer_epoch, COORDINATOR_EPOCH, kind, now_ms);
-        match broker.logs.append(&p, &mut batch, leader_epoch) {
-            Ok(info) => waits.push((p, info.last_offset + 1)),
-            Err(e) => {
-                tracing::error!(topic, partition, error = %e, "writing a transaction marker failed");
-                return Err(Error::Storage);
-            }
-        }
-    }
-    for (p, end) in waits {
-        if p.wait_durable(end).await == Durable::Failed {
-            return Err(Error::Storage);
-        }
-    }
-    Ok(())
+    let marker = Marker { producer_id: m.producer_id, producer_epoch: m.producer_epoch, coordinator_epoch: COORDINATOR_EPOCH, commit };
+    marker_sender::write_all(broker, &m.partitions.iter().cloned().collect::<Vec<_>>(), marker).await.map_err(|e| {
+        tracing::warn!(transactional_id = %m.transactional_id, commit, error = %e, "transaction markers not all written");
+        Error::Storage
+    })
 }

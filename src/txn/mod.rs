@@ -15,6 +15,8 @@
 
 pub mod complete;
 pub mod error;
+pub mod marker;
+pub mod marker_sender;
 pub mod state;
 pub mod store;
 #[cfg(test)]
@@ -67,6 +69,8 @@ pub struct TxnCoordinator {
     pub settings: Settings,
     /// None in unit tests that need no durability.
     store: Option<store::Store>,
+    /// Connections to the other brokers that markers are sent to.
+    channels: marker_sender::Channels,
 }
 
 impl TxnCoordinator {
@@ -80,7 +84,7 @@ impl TxnCoordinator {
             })?;
         }
         let txns = txns.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))).collect();
-        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, store };
+        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, store, channels: Default::default() };
         Ok(Arc::new(this))
     }
 

@@ -198,3 +198,45 @@ async fn restart_keeps_open_transactions_open_and_finishes_prepared_ones() {
     assert_eq!(p0.last_stable_offset(), 3);
     assert_eq!(p0.read_committed(0, 1 << 20, true).unwrap().aborted.len(), 1);
 }
+
+/// A partition the image says another broker leads: markers for it are refused with
+/// NOT_LEADER_OR_FOLLOWER, as Kafka's ReplicaManager does; an unknown partition with
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_need_the_leader_here() {
+    use crate::metadata::MetadataRecord;
+    use marker::{Marker, MarkerError, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path()).await;
+    let m = Marker { producer_id: 4242, producer_epoch: 0, coordinator_epoch: 0, commit: true };
+    let failed = |s: Step| match s {
+        Step::Failed(e) => Some(e),
+        _ => None,
+    };
+    assert_eq!(failed(marker::append(&b, TOPIC, 2, &m)), Some(MarkerError::UnknownTopicOrPartition));
+    assert_eq!(failed(marker::append(&b, "nope", 0, &m)), Some(MarkerError::UnknownTopicOrPartition));
+    // Partition 1 moves to a broker 2 that exists only in the image.
+    let t = b.image().topic(TOPIC).unwrap().clone();
+    let p1 = t.partitions[1].clone();
+    let store = b.metadata.clone();
+    tokio::task::spawn_blocking(move || {
+        store.propose(|_| {
+            Ok(vec![
+                MetadataRecord::RegisterBroker { id: 2, incarnation: uuid::Uuid::new_v4(), host: "127.0.0.1".into(), port: 1, rack: None },
+                MetadataRecord::UnfenceBroker { id: 2 },
+                MetadataRecord::Partition { topic_id: t.id, partition: 1, leader: 2, leader_epoch: p1.leader_epoch + 1, replicas: vec![1, 2], isr: vec![1, 2] },
+            ])
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let e = failed(marker::append(&b, TOPIC, 1, &m));
+    assert_eq!(e, Some(MarkerError::NotLeaderOrFollower));
+    assert_eq!(e.unwrap().code(), 6);
+    // Partition 0 is still led here: the marker is written and replicated (one node).
+    let step = marker::append(&b, TOPIC, 0, &m);
+    assert!(matches!(step, Step::Appended { .. }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    assert_eq!(step.finish(&b, &m, deadline).await, Ok(()));
+}

@@ -455,6 +455,20 @@ const END_TXN: &[Field] = &[
     f("Committed", Bool, 0, MAX),
 ];
 
+// WriteTxnMarkersRequest (v0 removed in Kafka 4.0; v1 is flexible)
+const WRITE_TXN_MARKERS_TOPICS: &[Field] = &[
+    f("Name", String, 0, MAX),
+    f("PartitionIndexes", ArrayOf(&Int32), 0, MAX),
+];
+const WRITE_TXN_MARKERS_MARKERS: &[Field] = &[
+    f("ProducerId", Int64, 0, MAX),
+    f("ProducerEpoch", Int16, 0, MAX),
+    f("TransactionResult", Bool, 0, MAX),
+    f("Topics", Array(WRITE_TXN_MARKERS_TOPICS), 0, MAX),
+    f("CoordinatorEpoch", Int32, 0, MAX),
+];
+const WRITE_TXN_MARKERS: &[Field] = &[f("Markers", Array(WRITE_TXN_MARKERS_MARKERS), 0, MAX)];
+
 // TxnOffsetCommitRequest
 const TXN_OFFSET_COMMIT_TOPICS_PARTITIONS: &[Field] = &[
     f("PartitionIndex", Int32, 0, MAX),
@@ -698,6 +712,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ),
     msg(25, "AddOffsetsToTxnRequest", 0, 4, 3, ADD_OFFSETS_TO_TXN),
     msg(26, "EndTxnRequest", 0, 5, 3, END_TXN),
+    msg(27, "WriteTxnMarkersRequest", 1, 1, 1, WRITE_TXN_MARKERS),
     msg(28, "TxnOffsetCommitRequest", 0, 5, 3, TXN_OFFSET_COMMIT), // newer than snapshot; see header. Snapshot max 4
     msg(32, "DescribeConfigsRequest", 1, 4, 4, DESCRIBE_CONFIGS),
     msg(33, "AlterConfigsRequest", 0, 2, 2, ALTER_CONFIGS),
