@@ -224,7 +224,7 @@ async fn markers_need_the_leader_here() {
             Ok(vec![
                 MetadataRecord::RegisterBroker { id: 2, incarnation: uuid::Uuid::new_v4(), host: "127.0.0.1".into(), port: 1, rack: None },
                 MetadataRecord::UnfenceBroker { id: 2 },
-                MetadataRecord::Partition { topic_id: t.id, partition: 1, leader: 2, leader_epoch: p1.leader_epoch + 1, replicas: vec![1, 2], isr: vec![1, 2] },
+                MetadataRecord::Partition { topic_id: t.id, partition: 1, leader: 2, leader_epoch: p1.leader_epoch + 1, replicas: vec![1, 2], isr: vec![1, 2], adding_replicas: vec![], removing_replicas: vec![] },
             ])
         })
     })
