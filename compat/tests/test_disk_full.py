@@ -28,7 +28,10 @@ TMPFS_BYTES = 8 * 1024 * 1024
 
 @pytest.fixture
 def small_disk_broker(tmp_path):
-    b = brokers.SluiceBroker(tmp_path, overrides={"log.segment.bytes": str(1 << 20)})
+    # One offsets partition: the consumer's FindCoordinator creates __consumer_offsets,
+    # and 50 partitions' files would not fit an 8 MiB disk (nor would they on Kafka).
+    b = brokers.SluiceBroker(tmp_path, overrides={"log.segment.bytes": str(1 << 20),
+                                                  "offsets.topic.num.partitions": "1"})
     b.data_dir.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(b.data_dir)], check=True)
     try:
