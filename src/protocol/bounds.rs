@@ -416,8 +416,9 @@ mod tests {
         24 => AddPartitionsToTxnRequest, 25 => AddOffsetsToTxnRequest, 26 => EndTxnRequest,
         27 => WriteTxnMarkersRequest, 28 => TxnOffsetCommitRequest, 32 => DescribeConfigsRequest, 33 => AlterConfigsRequest,
         35 => DescribeLogDirsRequest, 37 => CreatePartitionsRequest, 42 => DeleteGroupsRequest,
-        43 => ElectLeadersRequest, 45 => AlterPartitionReassignmentsRequest, 46 => ListPartitionReassignmentsRequest,
-        44 => IncrementalAlterConfigsRequest, 47 => OffsetDeleteRequest, 55 => DescribeQuorumRequest,
+        43 => ElectLeadersRequest, 44 => IncrementalAlterConfigsRequest,
+        45 => AlterPartitionReassignmentsRequest, 46 => ListPartitionReassignmentsRequest,
+        47 => OffsetDeleteRequest, 55 => DescribeQuorumRequest,
         60 => DescribeClusterRequest, 61 => DescribeProducersRequest,
         68 => ConsumerGroupHeartbeatRequest, 69 => ConsumerGroupDescribeRequest,
     }
