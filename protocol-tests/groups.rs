@@ -9,8 +9,31 @@ fn s(v: &str) -> kafka_protocol::protocol::StrBytes {
     v.to_string().into()
 }
 
+/// A broker whose group coordinator is ready: `__consumer_offsets` (one partition,
+/// so one shard for every group) created by a first FindCoordinator and loaded.
 async fn group_broker() -> TestBroker {
-    TestBroker::start_with(|c| c.group_initial_rebalance_delay_ms = 0).await
+    let b = TestBroker::start_with(|c| {
+        c.group_initial_rebalance_delay_ms = 0;
+        c.offsets_topic_num_partitions = 1;
+    })
+    .await;
+    let mut conn = b.connect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut correlation = 900;
+    loop {
+        correlation += 1;
+        let r: FindCoordinatorResponse = call(&mut conn, ApiKey::FindCoordinator, 3, correlation, &FindCoordinatorRequest::default().with_key(s("probe"))).await;
+        let loaded = r.error_code == 0 && {
+            let d = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("probe"))]);
+            let d: DescribeGroupsResponse = call(&mut conn, ApiKey::DescribeGroups, 5, correlation, &d).await;
+            d.groups[0].error_code == 0
+        };
+        if loaded {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "group coordinator not ready (FindCoordinator error {})", r.error_code);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn join_request(group: &str, member_id: &str, meta: &'static [u8]) -> JoinGroupRequest {

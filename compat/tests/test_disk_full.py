@@ -36,10 +36,31 @@ def small_disk_broker(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(b.data_dir)], check=True)
     try:
         b.start()
+        # The consumer's group lookups create __consumer_offsets: do it while there is
+        # room, as any broker in use has it long before its disk fills.
+        ready_group_coordinator(b.bootstrap)
         yield b
     finally:
         b.stop()
         subprocess.run(["umount", str(b.data_dir)], check=False)
+
+
+def ready_group_coordinator(bootstrap: str, timeout_s: float = 30.0) -> None:
+    import time
+    from confluent_kafka import KafkaException
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                c.committed([TopicPartition("none", 0)], timeout=5)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        c.close()
 
 
 def produce(bootstrap: str, count: int, fill: bytes) -> tuple[list[int], dict[str, int]]:
