@@ -128,7 +128,18 @@ def _place(node: brokers.Broker, host: str, exec_prefix: list[str]) -> None:
     node.exec_prefix = list(exec_prefix)
 
 
-class SluiceNode(brokers.SluiceBroker):
+class _Roles:
+    """``roles`` of a cluster node; a controller-only node is ready when its raft port is."""
+    roles = "broker,controller"
+
+    def wait_ready(self) -> None:
+        if "broker" in self.roles:
+            super().wait_ready()
+        else:
+            _wait_controller_port(self, self.host, self.controller_port)
+
+
+class SluiceNode(_Roles, brokers.SluiceBroker):
     """One sluice process of a cluster; ``voters`` and ``roles`` are set by the Cluster.
     A broker-only sluice node still has a CONTROLLER listener: the quorum leader
     streams the metadata log to it there (it is a raft learner, an observer)."""
@@ -139,13 +150,6 @@ class SluiceNode(brokers.SluiceBroker):
         self.controller_port = brokers.free_port()
         self.voters = ""
         self.exec_prefix: list[str] = []
-        self.roles = "broker,controller"
-
-    def wait_ready(self) -> None:
-        if "broker" in self.roles:
-            super().wait_ready()
-        else:
-            _wait_controller_port(self, self.host, self.controller_port)
 
     def _command(self) -> list[str]:
         self.overrides = {
@@ -159,7 +163,7 @@ class SluiceNode(brokers.SluiceBroker):
         return self.exec_prefix + super()._command()
 
 
-class KafkaNode(brokers.KafkaBroker):
+class KafkaNode(_Roles, brokers.KafkaBroker):
     """One Kafka KRaft node of a cluster; ``voters`` and ``cluster_id`` set by the Cluster."""
 
     def __init__(self, work_dir: Path, node_id: int, **kw):
@@ -168,13 +172,6 @@ class KafkaNode(brokers.KafkaBroker):
         self.voters = ""
         self.cluster_id = ""
         self.exec_prefix: list[str] = []
-        self.roles = "broker,controller"
-
-    def wait_ready(self) -> None:
-        if "broker" in self.roles:
-            super().wait_ready()
-        else:
-            _wait_controller_port(self, self.host, self.controller_port)
 
     def _config(self) -> dict[str, str]:
         cfg = super()._config()

@@ -67,26 +67,35 @@ pub fn marker_batch(producer_id: i64, producer_epoch: i16, coordinator_epoch: i3
     b
 }
 
-/// The marker type of a control batch (`batch` is the whole batch), or None when it
-/// is not a control batch or its key is not a marker key we know.
-pub fn control_type(h: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
+/// The key and value of a control batch's only record (`batch` is the whole batch),
+/// or None when it is not a control batch or the record is cut short. A null value
+/// reads as empty.
+fn control_record<'a>(h: &BatchHeader, batch: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
     if !h.is_control() {
         return None;
     }
-    // Key length sits after: length varint, attributes, ts delta, offset delta.
-    // Markers we write use one-byte varints; anything else is read by decoding.
+    // The record: length varint, attributes, ts delta, offset delta, key, value.
     let rec = batch.get(BATCH_HEADER_BYTES..)?;
     let mut at = 0usize;
     let _len = read_varint(rec, &mut at)?;
     at += 1; // attributes
     let _ts = read_varint(rec, &mut at)?;
     let _od = read_varint(rec, &mut at)?;
-    let key_len = read_varint(rec, &mut at)?;
-    if key_len < 4 {
-        return None;
-    }
-    let key = rec.get(at..at + 4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
+    let key_len = usize::try_from(read_varint(rec, &mut at)?).ok()?;
+    let key = rec.get(at..at.checked_add(key_len)?)?;
+    at += key_len;
+    let value = match usize::try_from(read_varint(rec, &mut at)?) {
+        Ok(n) => rec.get(at..at.checked_add(n)?)?,
+        Err(_) => &[],
+    };
+    Some((key, value))
+}
+
+/// The marker type of a control batch (key `i16 version, i16 type`), or None when it
+/// is not a control batch or its key is not a marker key we know.
+pub fn control_type(h: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
+    let (key, _) = control_record(h, batch)?;
+    match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
         0 => Some(ControlType::Abort),
         1 => Some(ControlType::Commit),
         _ => None,
@@ -96,23 +105,8 @@ pub fn control_type(h: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
 /// The coordinator epoch in a marker's value (`i16 version, i32 coordinator epoch`),
 /// or None when `batch` is not a control batch or its value is not one we can read.
 pub fn coordinator_epoch(h: &BatchHeader, batch: &[u8]) -> Option<i32> {
-    if !h.is_control() {
-        return None;
-    }
-    let rec = batch.get(BATCH_HEADER_BYTES..)?;
-    let mut at = 0usize;
-    let _len = read_varint(rec, &mut at)?;
-    at += 1; // attributes
-    let _ts = read_varint(rec, &mut at)?;
-    let _od = read_varint(rec, &mut at)?;
-    let key_len = usize::try_from(read_varint(rec, &mut at)?).ok()?;
-    at = at.checked_add(key_len)?;
-    let value_len = read_varint(rec, &mut at)?;
-    if value_len < 6 {
-        return None;
-    }
-    let v = rec.get(at..at + 6)?;
-    Some(i32::from_be_bytes([v[2], v[3], v[4], v[5]]))
+    let (_, value) = control_record(h, batch)?;
+    Some(i32::from_be_bytes(value.get(2..6)?.try_into().ok()?))
 }
 
 /// A zigzag varint (at most 5 bytes) at `*at`, advancing it.
