@@ -157,10 +157,6 @@ impl Client {
         Client { addr, conn: None }
     }
 
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
     pub async fn call(&mut self, req: &Request, timeout: Duration) -> Result<Response, CallError> {
         let addr = self.addr.clone();
         if self.conn.is_none() {

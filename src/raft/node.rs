@@ -84,9 +84,6 @@ pub struct Core {
     lock: tokio::sync::Mutex<()>,
     /// Brokers' heartbeats received while this node leads (see `controller::liveness`).
     liveness: Arc<Liveness>,
-    /// The connection heartbeats go out on, kept while the leader stays the same
-    /// (one beat every couple of seconds need not cost a TCP handshake each).
-    heartbeat_client: tokio::sync::Mutex<Option<Client>>,
 }
 
 pub struct RaftNode {
@@ -153,7 +150,7 @@ impl RaftNode {
                 None => None,
             };
             let raft = Raft::new(id, config, NetworkFactory, log_store, sm).await.map_err(|e| Error::Storage(e.to_string()))?;
-            let core = Arc::new(Core { id, raft: raft.clone(), published, lock: tokio::sync::Mutex::new(()), liveness: Arc::default(), heartbeat_client: Default::default() });
+            let core = Arc::new(Core { id, raft: raft.clone(), published, lock: tokio::sync::Mutex::new(()), liveness: Arc::default() });
             let listen_addr = match listener {
                 Some(l) => {
                     let addr = l.local_addr()?;
@@ -482,20 +479,7 @@ impl Core {
         }
         let addr = self.raft.metrics().borrow().membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
         let addr = addr.ok_or_else(|| Error::NoLeader(format!("leader {leader} has no known address")))?;
-        // Beats are sent one at a time (one membership task per broker): holding the
-        // lock across the exchange costs nothing.
-        let mut cached = self.heartbeat_client.lock().await;
-        let client = match cached.take() {
-            Some(c) if c.addr() == addr => cached.insert(c),
-            _ => cached.insert(Client::new(addr)),
-        };
-        let req = Request::Heartbeat(h);
-        let mut result = client.call(&req, IO_TIMEOUT).await;
-        if result.is_err() {
-            // The kept connection may have died with an earlier leader process: once more, fresh.
-            result = client.call(&req, IO_TIMEOUT).await;
-        }
-        match result {
+        match Client::new(addr).call(&Request::Heartbeat(h), IO_TIMEOUT).await {
             Ok(Response::Heartbeat(ack)) => Ok(ack),
             Ok(_) => Err(Error::NoLeader("unexpected response to a heartbeat".into())),
             Err(e) => Err(Error::NoLeader(e.to_string())),
