@@ -1,8 +1,10 @@
 //! DescribeQuorum (55): the metadata quorum's leader, epoch, voters and observers.
 //!
-//! Kafka answers this on the quorum leader, which alone knows how far each voter
-//! has replicated; a follower answers NOT_LEADER_OR_FOLLOWER with the leader it
-//! knows, so the client can ask there. Offsets are offsets of the raft log that
+//! Only the quorum leader knows how far each voter has replicated. As a Kafka broker
+//! forwards DescribeQuorum to the active controller, a node that does not lead asks
+//! the leader for its view (the admin client sends this to any broker, and would
+//! retry the same follower until it times out); only when the leader cannot be
+//! asked does it answer NOT_LEADER_OR_FOLLOWER with the leader it knows. Offsets are offsets of the raft log that
 //! carries the metadata (`__cluster_metadata-0`).
 
 use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
@@ -14,7 +16,7 @@ use crate::protocol::ResponseError;
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
-    let view = ctx.broker.metadata.raft().quorum_view();
+    let view = ctx.broker.metadata.raft().leader_quorum_view().await;
     let v2 = ctx.api_version >= 2;
     let mut resp = DescribeQuorumResponse::default();
     for t in &req.topics {

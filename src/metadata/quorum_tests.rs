@@ -69,6 +69,15 @@ fn three_controllers_elect_forward_fail_over_and_catch_up() {
 
     create(stores[at(leader)].as_ref().unwrap(), "via-leader");
     create(stores[at(follower)].as_ref().unwrap(), "via-follower");
+    // DescribeQuorum at a follower: the leader's view (replication progress and all),
+    // asked over the raft transport.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let own = stores[at(follower)].as_ref().unwrap().raft().quorum_view();
+    assert!(!own.is_leader && own.high_watermark == -1, "{own:?}");
+    let asked = rt.block_on(stores[at(follower)].as_ref().unwrap().raft().leader_quorum_view());
+    assert!(asked.is_leader && asked.leader == Some(leader), "{asked:?}");
+    assert_eq!(asked.voters.len(), 3);
+    assert!(asked.high_watermark > 0 && asked.voters.iter().any(|(id, _, leo)| *id == leader && *leo >= asked.high_watermark), "{asked:?}");
     // A follower's build sees a stale image at worst; the leader makes it rebuild.
     let s = stores[at(follower)].as_ref().unwrap();
     let before = s.image().next_producer_id;

@@ -98,6 +98,8 @@ pub enum Request {
     Forward(Forward),
     Heartbeat(Heartbeat),
     Join(Join),
+    /// The quorum as the receiver sees it (for DescribeQuorum at a follower).
+    DescribeQuorum,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,6 +110,7 @@ pub enum Response {
     Forward(ForwardResult),
     Heartbeat(HeartbeatAck),
     Join(JoinResult),
+    DescribeQuorum(super::node::QuorumView),
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -266,6 +269,7 @@ async fn serve_conn(mut stream: TcpStream, core: &Core) -> std::io::Result<()> {
             Request::Forward(f) => Response::Forward(core.lead(f).await),
             Request::Heartbeat(h) => Response::Heartbeat(core.accept_heartbeat(&h)),
             Request::Join(j) => Response::Join(core.accept_join(j).await),
+            Request::DescribeQuorum => Response::DescribeQuorum(core.quorum_view()),
         };
         tokio::time::timeout(IO_TIMEOUT, write_frame(&mut stream, &resp)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }

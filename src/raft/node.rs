@@ -46,7 +46,7 @@ const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// The quorum as this node sees it, for DescribeQuorum. Offsets are raft log
 /// offsets (index + 1 of the last entry), Kafka's "log end offset" of the metadata log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumView {
     pub leader: Option<NodeId>,
     pub term: u64,
@@ -197,29 +197,19 @@ impl RaftNode {
         self.core.published.borrow().applied_index
     }
 
+    /// The quorum as this node sees it (only the leader knows replication progress).
     pub fn quorum_view(&self) -> QuorumView {
-        let m = self.metrics();
-        let is_leader = m.state == ServerState::Leader;
-        let end = |idx: Option<u64>| idx.map(|i| i as i64 + 1).unwrap_or(0);
-        let progress = |id: NodeId| {
-            let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
-            let leo = match (&m.replication, is_leader) {
-                _ if is_leader && id == m.id => end(m.last_log_index),
-                (Some(r), true) => r.get(&id).map(|l| end(l.map(|l| l.index))).unwrap_or(-1),
-                _ => -1,
-            };
-            (id, addr, leo)
-        };
-        let voters = m.membership_config.membership().voter_ids().map(progress).collect();
-        let observers = m.membership_config.membership().learner_ids().map(progress).collect();
-        QuorumView {
-            leader: m.current_leader,
-            term: m.current_term,
-            is_leader,
-            high_watermark: if is_leader { end(m.last_applied.map(|l| l.index)) } else { -1 },
-            voters,
-            observers,
-        }
+        self.core.quorum_view()
+    }
+
+    /// The quorum as its leader sees it: this node's view when it leads, else the
+    /// leader's, asked over the raft transport (Kafka brokers forward DescribeQuorum
+    /// to the active controller). This node's own view when the leader cannot be
+    /// asked, which DescribeQuorum answers with NOT_LEADER_OR_FOLLOWER.
+    pub async fn leader_quorum_view(&self) -> QuorumView {
+        let core = self.core.clone();
+        let local = self.quorum_view();
+        self.handle.spawn(async move { core.ask_leader_quorum_view().await }).await.ok().flatten().unwrap_or(local)
     }
 
     /// The heartbeat table this node fills while it leads the quorum.
@@ -468,6 +458,46 @@ impl Core {
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => JoinResult::NotLeader(None),
             Err(e) => JoinResult::Retry(e.to_string()),
+        }
+    }
+
+    pub(super) fn quorum_view(&self) -> QuorumView {
+        let m = self.raft.metrics().borrow().clone();
+        let is_leader = m.state == ServerState::Leader;
+        let end = |idx: Option<u64>| idx.map(|i| i as i64 + 1).unwrap_or(0);
+        let progress = |id: NodeId| {
+            let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+            let leo = match (&m.replication, is_leader) {
+                _ if is_leader && id == m.id => end(m.last_log_index),
+                (Some(r), true) => r.get(&id).map(|l| end(l.map(|l| l.index))).unwrap_or(-1),
+                _ => -1,
+            };
+            (id, addr, leo)
+        };
+        let voters = m.membership_config.membership().voter_ids().map(progress).collect();
+        let observers = m.membership_config.membership().learner_ids().map(progress).collect();
+        QuorumView {
+            leader: m.current_leader,
+            term: m.current_term,
+            is_leader,
+            high_watermark: if is_leader { end(m.last_applied.map(|l| l.index)) } else { -1 },
+            voters,
+            observers,
+        }
+    }
+
+    /// The leader's quorum view; None when there is no leader to ask or it did not
+    /// answer as leader.
+    async fn ask_leader_quorum_view(&self) -> Option<QuorumView> {
+        let view = self.quorum_view();
+        if view.is_leader {
+            return Some(view);
+        }
+        let leader = view.leader?;
+        let addr = self.raft.metrics().borrow().membership_config.membership().get_node(&leader).map(|n| n.addr.clone())?;
+        match Client::new(addr).call(&Request::DescribeQuorum, IO_TIMEOUT).await {
+            Ok(Response::DescribeQuorum(v)) if v.is_leader => Some(v),
+            _ => None,
         }
     }
 

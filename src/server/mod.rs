@@ -4,6 +4,14 @@
 //! waits in the kernel backlog instead of in our memory.
 //! Shutdown: one watch signal; stop accepting, let connections finish what they
 //! have read, then fsync and close every log.
+//!
+//! As a Kafka broker does (it enables request processing only once the controller
+//! has unfenced it), the listener is bound at once but clients are accepted only
+//! when this process's own registration is live in the metadata image. Until then
+//! connections wait in the backlog: a restarted node whose image still shows its
+//! previous incarnation as live must not be taken as back in the cluster (topics
+//! created through it would find it fenced). A single-voter broker registers before
+//! it listens, so it serves at once.
 
 pub mod accept;
 pub mod connection;
@@ -57,7 +65,28 @@ impl Server {
     }
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+/// How often a broker still waiting to be unfenced says so.
+const UNFENCE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Wait until this broker is registered and unfenced; false if shutdown came first.
+async fn wait_unfenced(broker: &Broker, shutdown: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        tokio::select! {
+            live = broker.membership.wait_live(&broker.metadata, UNFENCE_LOG_INTERVAL) => {
+                if live {
+                    return true;
+                }
+                tracing::info!(broker = broker.config.node_id, "waiting for the metadata quorum to unfence this broker before serving clients");
+            }
+            _ = shutdown.wait_for(|s| *s) => return false,
+        }
+    }
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    if !wait_unfenced(&broker, &mut shutdown).await {
+        return;
+    }
     let pool = Arc::new(connection::MemoryPool::new(broker.config.queued_bytes_max));
     let rx = shutdown.clone();
     let mut conns = accept::accept_bounded(listener, broker.config.connections_max, shutdown, |stream, _| {
