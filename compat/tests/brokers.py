@@ -264,6 +264,15 @@ def java_command(main: str, *args: str, heap: str = "256m", broker: bool = False
     return cmd + list(jvm_opts) + ["-cp", f"{KAFKA_LIB}/*", main, *args]
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a base64url UUID without padding (22 chars); like Kafka's
+    own Uuid.randomUuid(), never with a leading '-' (it reads as an option)."""
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
+
+
 class KafkaBroker(Broker):
     kind = "kafka"
 
@@ -303,23 +312,31 @@ class KafkaBroker(Broker):
         cfg.update(self.overrides)
         return cfg
 
-    def _prepare(self) -> None:
+    def _format_args(self) -> list[str]:
+        """StorageTool ``format`` arguments besides the config: a fresh cluster id, and
+        ``--standalone`` (this node alone is the controller quorum)."""
+        return ["--standalone", "-t", new_cluster_id()]
+
+    def start_format(self) -> tuple[list[str], subprocess.Popen]:
+        """Write the config and start formatting the storage (a JVM start: a cluster
+        formats its nodes in parallel); ``finish_format`` waits for it."""
         self.config_path.write_text(
             "".join(f"{k}={v}\n" for k, v in self._config().items()))
-        # A Kafka cluster id is a base64url UUID without padding (22 chars); like
-        # Kafka's own Uuid.randomUuid(), avoid a leading '-' (it reads as an option).
-        cluster_id = "-"
-        while cluster_id.startswith("-"):
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = java_command("kafka.tools.StorageTool", "format", "--standalone",
-                           "-t", cluster_id, "-c", str(self.config_path))
-        res = subprocess.run(cmd, cwd=self.work_dir, capture_output=True, text=True,
-                             timeout=120)
+        cmd = java_command("kafka.tools.StorageTool", "format", *self._format_args(),
+                           "-c", str(self.config_path))
+        return cmd, subprocess.Popen(cmd, cwd=self.work_dir, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def finish_format(self, cmd: list[str], proc: subprocess.Popen) -> None:
+        out, _ = proc.communicate(timeout=180)
         with open(self.log_path, "a") as log:
-            log.write(f"===== compat: {' '.join(cmd)}\n{res.stdout}{res.stderr}")
-        if res.returncode != 0:
-            raise BrokerError(f"kafka storage format failed ({res.returncode}):\n"
-                              f"{res.stdout}\n{res.stderr}")
+            log.write(f"===== compat: {' '.join(cmd)}\n{out}")
+        if proc.returncode != 0:
+            raise BrokerError(f"kafka storage format failed on node {self.node_id} "
+                              f"({proc.returncode}):\n{out}")
+
+    def _prepare(self) -> None:
+        self.finish_format(*self.start_format())
 
     def _command(self) -> list[str]:
         return java_command("kafka.Kafka", str(self.config_path), heap=self.heap,

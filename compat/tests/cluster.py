@@ -193,27 +193,8 @@ class KafkaNode(_Roles, brokers.KafkaBroker):
             "kafka.Kafka", str(self.config_path), heap=self.heap, broker=True, fast_start=True,
             jvm_opts=(f"-Xms{self.heap}",))
 
-    def _prepare(self) -> None:
-        self.config_path.write_text(
-            "".join(f"{k}={v}\n" for k, v in self._config().items()))
-        cmd = brokers.java_command("kafka.tools.StorageTool", "format", "-t", self.cluster_id,
-                                   "-c", str(self.config_path))
-        res = subprocess.run(cmd, cwd=self.work_dir, capture_output=True, text=True,
-                             timeout=120)
-        with open(self.log_path, "a") as log:
-            log.write(f"===== compat: {' '.join(cmd)}\n{res.stdout}{res.stderr}")
-        if res.returncode != 0:
-            raise BrokerError(f"kafka storage format failed ({res.returncode}):\n"
-                              f"{res.stdout}\n{res.stderr}")
-
-
-def new_cluster_id() -> str:
-    import base64
-    import uuid
-    cid = "-"
-    while cid.startswith("-"):  # a leading '-' reads as an option
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    return cid
+    def _format_args(self) -> list[str]:
+        return ["-t", self.cluster_id]  # the cluster's id, no --standalone: voters are set
 
 
 # -- the cluster ------------------------------------------------------------------------
@@ -249,7 +230,7 @@ class Cluster:
         self.netns = netns
         voters = ",".join(f"{i}@{n.host}:{n.controller_port}" for i, n in self.nodes.items()
                           if "controller" in self.roles[i])
-        cid = new_cluster_id()
+        cid = brokers.new_cluster_id()
         for i, n in self.nodes.items():
             n.voters = voters
             n.cluster_id = cid
@@ -263,21 +244,11 @@ class Cluster:
         if self.kind == "kafka":
             # Formatting is a JVM start per node: do it in parallel.
             pending = [n for n in self.nodes.values() if not n._prepared]
-            procs = []
             for n in pending:
                 n.data_dir.mkdir(parents=True, exist_ok=True)
-                n.config_path.write_text("".join(f"{k}={v}\n" for k, v in n._config().items()))
-                cmd = brokers.java_command("kafka.tools.StorageTool", "format", "-t",
-                                           n.cluster_id, "-c", str(n.config_path))
-                procs.append((n, cmd, subprocess.Popen(cmd, cwd=n.work_dir, text=True,
-                                                       stdout=subprocess.PIPE,
-                                                       stderr=subprocess.STDOUT)))
-            for n, cmd, p in procs:
-                out, _ = p.communicate(timeout=180)
-                with open(n.log_path, "a") as log:
-                    log.write(f"===== compat: {' '.join(cmd)}\n{out}")
-                if p.returncode != 0:
-                    raise BrokerError(f"kafka storage format failed on node {n.node_id}:\n{out}")
+            started = [(n, n.start_format()) for n in pending]
+            for n, (cmd, proc) in started:
+                n.finish_format(cmd, proc)
                 n._prepared = True
         if self not in ACTIVE:
             ACTIVE.append(self)
@@ -392,6 +363,11 @@ class Cluster:
     # -- observations -------------------------------------------------------------------
     def quorum_leader(self) -> int:
         """The metadata quorum leader all live nodes agree on (waits up to 30 s)."""
+        return self.quorum_state()[0]
+
+    def quorum_state(self) -> tuple[int, int]:
+        """(leader, epoch) of the metadata quorum as all live nodes agree on it (waits up
+        to 30 s)."""
         deadline = time.monotonic() + 30
         seen: dict[int, object] = {}
         while time.monotonic() < deadline:
@@ -399,17 +375,17 @@ class Cluster:
             for i in self.live_brokers():
                 n = self.nodes[i]
                 try:
-                    err, leader, _ = quorum_leader(n.host, n.port)
-                    # sluice's followers answer NOT_LEADER_OR_FOLLOWER (6) naming the
-                    # leader; Kafka forwards to the active controller (error 0).
-                    seen[i] = leader if err in (0, 6) and leader >= 0 else f"error {err}"
+                    err, leader, epoch = quorum_leader(n.host, n.port)
+                    # Both forward DescribeQuorum to the leader (error 0); a node that
+                    # cannot reach it answers NOT_LEADER_OR_FOLLOWER (6) naming it.
+                    seen[i] = (leader, epoch) if err in (0, 6) and leader >= 0 else f"error {err}"
                 except (OSError, ValueError, struct.error) as e:
                     seen[i] = repr(e)
             vals = set(map(str, seen.values()))
             if len(vals) == 1:
-                leader = next(iter(seen.values()))
-                if isinstance(leader, int) and leader in self.live():
-                    return leader
+                state = next(iter(seen.values()))
+                if isinstance(state, tuple) and state[0] in self.live():
+                    return state
             time.sleep(0.2)
         raise AssertionError(f"no agreed metadata quorum leader among {self.live()}: {seen}")
 

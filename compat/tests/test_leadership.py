@@ -27,12 +27,12 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
+from confluent_kafka import TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import rdkafka_conf, unique_topic
+from util import produce_acked, rdkafka_conf, read_values, unique_topic
 
 KIND = cluster_kind()
 NO_AUTO = {"auto.leader.rebalance.enable": "false"}
@@ -161,31 +161,6 @@ def test_auto_rebalance(auto_cluster: Cluster):
     assert d[0]["leader"] == 1, d
 
 
-def produce(c: Cluster, topic: str, values: list[str]) -> None:
-    p = Producer(rdkafka_conf(c.live_bootstrap(), **{"acks": "all", "enable.idempotence": True}))
-    failed = []
-    for v in values:
-        p.produce(topic, v.encode(), partition=0,
-                  on_delivery=lambda e, m: failed.append(e) if e else None)
-        p.poll(0)
-    assert p.flush(60) == 0, "records left unacknowledged"
-    assert not failed, failed[:3]
-
-
-def read_all(c: Cluster, topic: str, expected: int) -> list[str]:
-    cons = Consumer(rdkafka_conf(c.live_bootstrap(), **{"group.id": unique_topic("g"),
-                                                          "enable.auto.commit": False}))
-    cons.assign([TopicPartition(topic, 0, 0)])
-    got: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(got) < expected and time.monotonic() < deadline:
-        m = cons.poll(1.0)
-        if m is not None and m.error() is None:
-            got.append(m.value().decode())
-    cons.close()
-    return got
-
-
 def reassign(c: Cluster, plan: dict, action: str) -> str:
     path = c.work_dir / f"reassign-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(plan))
@@ -203,14 +178,14 @@ def test_reassignment(manual_cluster: Cluster):
     topic = unique_topic("reassign")
     create(c, topic, [[1, 2]])
     before = [f"before-{i}" for i in range(2000)]
-    produce(c, topic, before)
+    produce_acked(c.live_bootstrap(), topic, before, partition=0)
 
     plan = {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [2, 3]}]}
     out = reassign(c, plan, "--execute")
     assert "Successfully started partition reassignment" in out, out
     listing = list_reassignments(c)
     during = [f"during-{i}" for i in range(500)]
-    produce(c, topic, during)
+    produce_acked(c.live_bootstrap(), topic, during, partition=0)
     # While it runs the listing shows the merged set; once done, nothing.
     m = re.search(rf"{re.escape(topic)}-0: replicas: ([\d,]+)\. adding: ([\d,]*)\. removing: ([\d,]*)",
                   listing)
@@ -229,7 +204,7 @@ def test_reassignment(manual_cluster: Cluster):
     assert set(d[0]["isr"]) <= {2, 3} and d[0]["isr"], d
     assert d[0]["leader"] in (2, 3), d
 
-    got = read_all(c, topic, len(before) + len(during))
+    got = read_values(c.live_bootstrap(), topic, 1, len(before) + len(during))
     assert got == before + during, (len(got), got[:3], got[-3:])
 
     # sluice keeps partitions under <data>/logs, Kafka directly in log.dirs; Kafka first

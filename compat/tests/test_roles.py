@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import rdkafka_conf, unique_topic
+from util import produce_acked, rdkafka_conf, read_values, unique_topic
 
 ROLES = {1: "controller", 2: "broker,controller", 3: "broker,controller", 4: "broker", 5: "broker"}
 VOTERS, OBSERVERS, BROKERS = {1, 2, 3}, {4, 5}, {2, 3, 4, 5}
@@ -69,27 +68,6 @@ def create(bootstrap: str, name: str, partitions: int, rf: int) -> None:
             raise
 
 
-def produce(bootstrap: str, topic: str, n: int, tag: str) -> None:
-    p = Producer(rdkafka_conf(bootstrap, acks="all", **{"enable.idempotence": True}))
-    failed = []
-    for i in range(n):
-        p.produce(topic, value=f"{tag}-{i}".encode(), on_delivery=lambda e, m: e and failed.append(e))
-    assert p.flush(60) == 0, "not every record was delivered"
-    assert not failed, failed[:3]
-
-
-def read_all(bootstrap: str, topic: str, partitions: int, expect: int) -> list[str]:
-    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False}))
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got, deadline = [], time.monotonic() + 60
-    while len(got) < expect and time.monotonic() < deadline:
-        m = c.poll(1.0)
-        if m is not None and m.error() is None:
-            got.append(m.value().decode())
-    c.close()
-    return got
-
-
 def test_controller_only_and_broker_only_nodes(cluster):
     c = cluster
     b4, b5 = c.node(4).bootstrap, c.node(5).bootstrap
@@ -109,8 +87,8 @@ def test_controller_only_and_broker_only_nodes(cluster):
     d = c.wait_for("a leader for every partition", lambda: (
         (d := c.describe(t)) and all(p["leader"] in BROKERS for p in d.values()), d))
     assert all(set(p["replicas"]) <= BROKERS and len(p["replicas"]) == 3 for p in d.values()), d
-    produce(b5, t, 400, "a")
-    assert sorted(read_all(b4, t, 4, 400)) == sorted(f"a-{i}" for i in range(400))
+    produce_acked(b5, t, [f"a-{i}" for i in range(400)])
+    assert sorted(read_values(b4, t, 4, 400)) == sorted(f"a-{i}" for i in range(400))
 
     # Kill the quorum leader: the broker-only nodes follow whoever leads next.
     leader = c.quorum_leader()
@@ -123,8 +101,8 @@ def test_controller_only_and_broker_only_nodes(cluster):
                timeout_s=60)
     c.wait_for("the other observer sees it", lambda: (
         len((d := c.describe(t2))) == 2 and all(p["leader"] in BROKERS for p in d.values()), d))
-    produce(b5, t2, 100, "b")
-    assert sorted(read_all(b4, t2, 2, 100)) == sorted(f"b-{i}" for i in range(100))
+    produce_acked(b5, t2, [f"b-{i}" for i in range(100)])
+    assert sorted(read_values(b4, t2, 2, 100)) == sorted(f"b-{i}" for i in range(100))
     c.restart(leader)
 
     # A broker-only node dies: fenced, its leaderships move; restarted, back in every ISR.
@@ -134,11 +112,11 @@ def test_controller_only_and_broker_only_nodes(cluster):
         ok = 4 not in live_broker_ids(b5) and all(p["leader"] != 4 and 4 not in p["isr"] for p in d.values())
         return ok, d
     c.wait_for("node 4 fenced and led nowhere", node4_gone, timeout_s=60)
-    produce(b5, t, 100, "c")
+    produce_acked(b5, t, [f"c-{i}" for i in range(100)])
     c.restart(4)
     def node4_back():
         d = c.describe(t)
         return all(4 in p["isr"] for p in d.values() if 4 in p["replicas"]), d
     c.wait_for("node 4 back in every ISR it is a replica of", node4_back, timeout_s=60)
-    got = read_all(b4, t, 4, 500)
+    got = read_values(b4, t, 4, 500)
     assert sorted(got) == sorted([f"a-{i}" for i in range(400)] + [f"c-{i}" for i in range(100)])

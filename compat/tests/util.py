@@ -72,3 +72,33 @@ def wait_for(cond, timeout_s: float, what: str):
             return last
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def produce_acked(bootstrap: str, topic: str, values: list[str], partition: int | None = None) -> None:
+    """Send ``values`` with an idempotent acks=all producer (to ``partition``, or by
+    librdkafka's partitioner) and assert every one was acknowledged."""
+    from confluent_kafka import Producer
+    p = Producer(rdkafka_conf(bootstrap, acks="all", **{"enable.idempotence": True}))
+    failed = []
+    extra = {} if partition is None else {"partition": partition}
+    for v in values:
+        p.produce(topic, v.encode(), on_delivery=lambda e, m: failed.append(e) if e else None, **extra)
+        p.poll(0)
+    assert p.flush(60) == 0, "records left unacknowledged"
+    assert not failed, failed[:3]
+
+
+def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeout_s: float = 60) -> list[str]:
+    """Values read from the start of partitions 0..partitions-1 (assign(), no group
+    commits), until ``expect`` arrived or ``timeout_s`` passed."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False}))
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < expect and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append(m.value().decode())
+    c.close()
+    return got

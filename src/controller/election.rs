@@ -67,10 +67,7 @@ pub fn unclean_candidate(p: &PartitionImage, r: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn part(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
-        PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
-    }
+    use crate::controller::tests::part;
 
     #[test]
     fn dead_leader_hands_over_to_the_next_live_isr_member() {

@@ -115,10 +115,7 @@ pub fn rebalance_records(img: &Image, threshold_percent: u32) -> Vec<MetadataRec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn part(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
-        PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
-    }
+    use crate::controller::tests::part;
 
     #[test]
     fn preferred_election_moves_leadership_to_the_first_replica() {

@@ -132,10 +132,7 @@ pub fn complete_if_done(p: &PartitionImage, is_live: impl Fn(i32) -> bool) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn part(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
-        PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
-    }
+    use crate::controller::tests::part;
 
     fn moving(p: PartitionImage, adding: &[i32], removing: &[i32]) -> PartitionImage {
         PartitionImage { adding_replicas: adding.to_vec(), removing_replicas: removing.to_vec(), ..p }

@@ -6,6 +6,12 @@ use uuid::Uuid;
 use super::*;
 use crate::metadata::ConfigResource;
 
+/// A partition with these leader, epoch, replicas and ISR (shared by the
+/// controller's unit tests).
+pub(crate) fn part(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> crate::metadata::PartitionImage {
+    crate::metadata::PartitionImage { leader, leader_epoch: epoch, replicas: replicas.to_vec(), isr: isr.to_vec(), ..Default::default() }
+}
+
 fn reg(id: i32) -> Registration {
     Registration { id, incarnation: Uuid::new_v4(), host: format!("h{id}"), port: 9090 + id, rack: None }
 }

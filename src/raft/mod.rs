@@ -11,6 +11,7 @@
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod prevote;
 pub mod state_machine;
 #[cfg(test)]
 mod suite_tests;

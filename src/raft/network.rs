@@ -100,6 +100,8 @@ pub enum Request {
     Join(Join),
     /// The quorum as the receiver sees it (for DescribeQuorum at a follower).
     DescribeQuorum,
+    /// Would the receiver vote in an election now (see `prevote`)?
+    PreVote,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,6 +113,7 @@ pub enum Response {
     Heartbeat(HeartbeatAck),
     Join(JoinResult),
     DescribeQuorum(super::node::QuorumView),
+    PreVote(bool),
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -263,13 +266,27 @@ async fn serve_conn(mut stream: TcpStream, core: &Core) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     while let Some(req) = read_frame::<Request>(&mut stream).await? {
         let resp = match req {
-            Request::AppendEntries(r) => Response::AppendEntries(core.raft.append_entries(r).await),
+            Request::AppendEntries(r) => {
+                let resp = core.raft.append_entries(r).await;
+                // Accepted from a current leader (a higher vote would have been refused).
+                if resp.as_ref().is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                    core.leader_contact.heard(std::time::Instant::now());
+                }
+                Response::AppendEntries(resp)
+            }
             Request::Vote(r) => Response::Vote(core.raft.vote(r).await),
-            Request::InstallSnapshot(r) => Response::InstallSnapshot(core.raft.install_snapshot(r).await),
+            Request::InstallSnapshot(r) => {
+                let resp = core.raft.install_snapshot(r).await;
+                if resp.is_ok() {
+                    core.leader_contact.heard(std::time::Instant::now());
+                }
+                Response::InstallSnapshot(resp)
+            }
             Request::Forward(f) => Response::Forward(core.lead(f).await),
             Request::Heartbeat(h) => Response::Heartbeat(core.accept_heartbeat(&h)),
             Request::Join(j) => Response::Join(core.accept_join(j).await),
             Request::DescribeQuorum => Response::DescribeQuorum(core.quorum_view()),
+            Request::PreVote => Response::PreVote(core.grant_prevote()),
         };
         tokio::time::timeout(IO_TIMEOUT, write_frame(&mut stream, &resp)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }

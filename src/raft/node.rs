@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use super::log_store::LogStore;
 use super::network::{Client, Forward, ForwardResult, Heartbeat, HeartbeatAck, IO_TIMEOUT, Join, JoinResult, NetworkFactory, Request, Response};
 use super::state_machine::{Published, StateMachine};
+use super::prevote;
 use super::{Batch, Error, NodeId, Raft, Result};
 use crate::metadata::image::{ApplyError, Image};
 use crate::controller::liveness::Liveness;
@@ -84,6 +85,9 @@ pub struct Core {
     lock: tokio::sync::Mutex<()>,
     /// Brokers' heartbeats received while this node leads (see `controller::liveness`).
     liveness: Arc<Liveness>,
+    /// When a leader was last heard from, and how long until that is stale (`prevote`).
+    pub(super) leader_contact: prevote::LeaderContact,
+    stale_after: Duration,
 }
 
 pub struct RaftNode {
@@ -108,6 +112,8 @@ fn raft_config(single_voter: bool) -> Result<openraft::Config> {
         max_payload_entries: 64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
         max_in_snapshot_log_to_keep: 1_000,
+        // Several voters elect only once a pre-vote succeeds (see `prevote`).
+        enable_elect: single_voter,
         ..Default::default()
     };
     c.validate().map_err(|e| Error::Storage(format!("raft config: {e}")))
@@ -138,6 +144,7 @@ impl RaftNode {
         let (sm, published) = StateMachine::open(&cfg.dir, base, legacy)?;
         let single_voter = cfg.voters.len() == 1;
         let config = Arc::new(raft_config(single_voter)?);
+        let stale_after = prevote::stale_after(&config);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let id = cfg.node_id;
         let voters = cfg.voters.clone();
@@ -150,7 +157,15 @@ impl RaftNode {
                 None => None,
             };
             let raft = Raft::new(id, config, NetworkFactory, log_store, sm).await.map_err(|e| Error::Storage(e.to_string()))?;
-            let core = Arc::new(Core { id, raft: raft.clone(), published, lock: tokio::sync::Mutex::new(()), liveness: Arc::default() });
+            let core = Arc::new(Core {
+                id,
+                raft: raft.clone(),
+                published,
+                lock: tokio::sync::Mutex::new(()),
+                liveness: Arc::default(),
+                leader_contact: Default::default(),
+                stale_after,
+            });
             let listen_addr = match listener {
                 Some(l) => {
                     let addr = l.local_addr()?;
@@ -164,7 +179,12 @@ impl RaftNode {
                 Some(addr) => {
                     tokio::spawn(join_as_observer(core.clone(), voters, addr, join_shutdown));
                 }
-                None => start_quorum(&raft, id, &voters).await?,
+                None => {
+                    if voters.len() > 1 {
+                        tokio::spawn(prevote::gate(core.clone(), stale_after, join_shutdown));
+                    }
+                    start_quorum(&raft, id, &voters).await?
+                }
             }
             Ok::<_, Error>((core, listen_addr))
         });
@@ -484,6 +504,12 @@ impl Core {
             voters,
             observers,
         }
+    }
+
+    /// A pre-vote: yes unless this node leads or has heard a leader lately.
+    pub(super) fn grant_prevote(&self) -> bool {
+        let leads = self.raft.metrics().borrow().state == ServerState::Leader;
+        prevote::grant(leads, self.leader_contact.recent(Instant::now(), self.stale_after))
     }
 
     /// The leader's quorum view; None when there is no leader to ask or it did not
