@@ -144,6 +144,9 @@ def table(res: dict) -> str:
           f"both (MiB/s of payload)", "(data written with fsync)", k, s, target="≥ 1.5×",
           target_ok=ratio_ok(k, s, 1.5), limit=f"loopback TCP {fmt(lo, 0)} MiB/s{pct(s, lo)}"
           + read_client_note(get(kf, "w3r"), get(sf, "w3r")))
+    k, s = cpu_per_gib_read(get(kf, "w3r")), cpu_per_gib_read(get(sf, "w3r"))
+    t.add("3c", "broker CPU seconds per GiB read (row 3b)", "(data written with fsync)", k, s,
+          better="lower", digits=2)
 
     k, s = get(kf, "w4", "produce", "mib_per_s"), get(sf, "w4", "produce", "mib_per_s")
     t.add(4, "produce to one topic of 1,000 partitions, same producer (MiB/s)", DUR_FSYNC, k, s,
@@ -259,11 +262,16 @@ def read_client_note(kw: dict | None, sw: dict | None) -> str:
     return f"; consumer CPU-bound ({', '.join(busy)} of its core)" if busy else ""
 
 
+def cpu_per_gib_read(w: dict | None) -> float | None:
+    cpu, nbytes = get(w, "broker_cpu_s"), get(w, "bytes")
+    return cpu / (nbytes / GIB) if isinstance(cpu, (int, float)) and nbytes else None
+
+
 def read_detail(res: dict) -> str:
     lines = ["| broker / consumer | records | payload GiB | read s | MiB/s | broker CPU s "
-             "(share of read s) | consumer CPU s (process start included) | consumer process "
-             "wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(share of read s) | broker CPU s per GiB | consumer CPU s (process start "
+             "included) | consumer process wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for step, client in (("w3", "Java (3)"), ("w3r", "librdkafka (3b)")):
         for kind in ("kafka", "sluice"):
             w = get(run_of(res, kind, "fsync"), step)
@@ -274,6 +282,7 @@ def read_detail(res: dict) -> str:
                              f"{w['seconds']:.2f} | {w['mib_per_s']:.1f} | "
                              f"{fmt(w.get('broker_cpu_s'), 2)}"
                              f"{f' ({100 * share:.0f}%)' if share is not None else ''} | "
+                             f"{fmt(cpu_per_gib_read(w), 2)} | "
                              f"{fmt(w.get('client_cpu_s'), 2)} | "
                              f"{fmt(w.get('client_wall_s'), 2)} |")
     return "\n".join(lines)
