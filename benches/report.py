@@ -134,7 +134,19 @@ def table(res: dict) -> str:
           f"(same count for both) from topic {get(kf, 'w3', 'topic') or get(sf, 'w3', 'topic')},"
           f" assign(), no group (MiB/s of payload)",
           "(data written with fsync)", k, s, target="≥ 1.5×",
-          target_ok=ratio_ok(k, s, 1.5), limit=f"loopback TCP {fmt(lo, 0)} MiB/s{pct(s, lo)}")
+          target_ok=ratio_ok(k, s, 1.5), limit=f"loopback TCP {fmt(lo, 0)} MiB/s{pct(s, lo)}"
+          + read_client_note(get(kf, "w3"), get(sf, "w3")))
+    k, s = get(kf, "w3r", "mib_per_s"), get(sf, "w3r", "mib_per_s")
+    gib = get(kf, "w3r", "bytes") or get(sf, "w3r", "bytes")
+    nrec = get(kf, "w3r", "records") or get(sf, "w3r", "records")
+    t.add("3b", f"same read with a librdkafka consumer (confluent-kafka, settings below): "
+          f"{fmt(nrec)} records = {fmt(gib / GIB if gib else None, 2)} GiB, same count for "
+          f"both (MiB/s of payload)", "(data written with fsync)", k, s, target="≥ 1.5×",
+          target_ok=ratio_ok(k, s, 1.5), limit=f"loopback TCP {fmt(lo, 0)} MiB/s{pct(s, lo)}"
+          + read_client_note(get(kf, "w3r"), get(sf, "w3r")))
+    k, s = cpu_per_gib_read(get(kf, "w3r")), cpu_per_gib_read(get(sf, "w3r"))
+    t.add("3c", "broker CPU seconds per GiB read (row 3b)", "(data written with fsync)", k, s,
+          better="lower", digits=2)
 
     k, s = get(kf, "w4", "produce", "mib_per_s"), get(sf, "w4", "produce", "mib_per_s")
     t.add(4, "produce to one topic of 1,000 partitions, same producer (MiB/s)", DUR_FSYNC, k, s,
@@ -240,17 +252,39 @@ def client_note(kw: dict | None, sw: dict | None) -> str:
     return f"; load generator CPU-bound ({', '.join(busy)} of its core)" if busy else ""
 
 
+def read_client_note(kw: dict | None, sw: dict | None) -> str:
+    """Flags a read row whose consumer used most of its core (process start included)."""
+    busy = []
+    for who, w in (("Kafka", kw), ("sluice", sw)):
+        cpu, wall = get(w, "client_cpu_s"), get(w, "client_wall_s")
+        if isinstance(cpu, (int, float)) and wall and cpu / wall > 0.85:
+            busy.append(f"{who} {100 * cpu / wall:.0f}%")
+    return f"; consumer CPU-bound ({', '.join(busy)} of its core)" if busy else ""
+
+
+def cpu_per_gib_read(w: dict | None) -> float | None:
+    cpu, nbytes = get(w, "broker_cpu_s"), get(w, "bytes")
+    return cpu / (nbytes / GIB) if isinstance(cpu, (int, float)) and nbytes else None
+
+
 def read_detail(res: dict) -> str:
-    lines = ["| broker | records | payload GiB | read s | MiB/s | broker CPU s | consumer CPU s "
-             "(JVM start included) | consumer process wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for kind in ("kafka", "sluice"):
-        w = get(run_of(res, kind, "fsync"), "w3")
-        if w:
-            lines.append(f"| {kind} | {w['records']:,} | {w['bytes'] / GIB:.3f} | "
-                         f"{w['seconds']:.2f} | {w['mib_per_s']:.1f} | "
-                         f"{fmt(w.get('broker_cpu_s'), 2)} | {fmt(w.get('client_cpu_s'), 2)} | "
-                         f"{fmt(w.get('client_wall_s'), 2)} |")
+    lines = ["| broker / consumer | records | payload GiB | read s | MiB/s | broker CPU s "
+             "(share of read s) | broker CPU s per GiB | consumer CPU s (process start "
+             "included) | consumer process wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for step, client in (("w3", "Java (3)"), ("w3r", "librdkafka (3b)")):
+        for kind in ("kafka", "sluice"):
+            w = get(run_of(res, kind, "fsync"), step)
+            if w:
+                share = w["broker_cpu_s"] / w["seconds"] if w.get("broker_cpu_s") is not None \
+                    and w.get("seconds") else None
+                lines.append(f"| {kind} / {client} | {w['records']:,} | {w['bytes'] / GIB:.3f} | "
+                             f"{w['seconds']:.2f} | {w['mib_per_s']:.1f} | "
+                             f"{fmt(w.get('broker_cpu_s'), 2)}"
+                             f"{f' ({100 * share:.0f}%)' if share is not None else ''} | "
+                             f"{fmt(cpu_per_gib_read(w), 2)} | "
+                             f"{fmt(w.get('client_cpu_s'), 2)} | "
+                             f"{fmt(w.get('client_wall_s'), 2)} |")
     return "\n".join(lines)
 
 
@@ -348,7 +382,21 @@ included), acks=all, idempotent, linger.ms=5, delivery reports for errors only.
 
 {rdkafka_detail(res)}
 
-### Catch-up read (workload 3)
+### Catch-up read (workloads 3, 3b)
+
+Both read the librdkafka produce run's topic (16 partitions) with `assign()` from the log
+start up to the end offsets taken at the start, no group membership; sluice reads as many
+records as Kafka did. Row 3 is `benches/java/BenchClient.java consume` (Java consumer,
+default settings: `fetch.max.bytes` 50 MiB, `max.partition.fetch.bytes` 1 MiB,
+`max.poll.records` 500, `check.crcs=true`). Row 3b is `benches/rdkafka_consume.py`
+(confluent-kafka = librdkafka), the same settings for both brokers: `fetch.max.bytes`
+64 MiB, `max.partition.fetch.bytes` 8 MiB, `receive.message.max.bytes` 65 MiB,
+`queued.max.messages.kbytes` 1 GiB, `queued.min.messages` 1,000,000,
+`fetch.wait.max.ms` 100, `check.crcs` false (librdkafka's default), `consume()` in batches
+of 10,000 with only the payload lengths summed per record; its time runs from the first
+`consume()` to the last record. Broker CPU share is broker CPU seconds over read seconds:
+near 100% means the broker's core was the limit, a consumer near 100% of its core means
+the client was.
 
 {read_detail(res)}
 

@@ -71,15 +71,18 @@ MODES = {
     "smoke": dict(w1_records=20_000, w1_max_s=10, w1b_records=20_000, w1b_max_s=10,
                   w2_warmup_s=1, w2_measure_s=3, w4_records=10_000, w4_max_s=10, idle_s=1,
                   loopback_s=0.5, fsync_s=0.5, w3_min_bytes=0, stop_max_s=10,
-                  w1r_records=20_000, w1r_max_s=5, w3_max_records=None),
+                  w1r_records=20_000, w1r_max_s=5, w3_max_records=None,
+                  w3r_max_records=None),
     "quick": dict(w1_records=400_000, w1_max_s=15, w1b_records=400_000, w1b_max_s=12,
                   w2_warmup_s=2, w2_measure_s=10, w4_records=200_000, w4_max_s=15, idle_s=2,
                   loopback_s=2, fsync_s=2, w3_min_bytes=0, stop_max_s=20,
-                  w1r_records=3_000_000, w1r_max_s=10, w3_max_records=400_000),
+                  w1r_records=3_000_000, w1r_max_s=10, w3_max_records=400_000,
+                  w3r_max_records=None),
     "full": dict(w1_records=2_400_000, w1_max_s=600, w1b_records=2_000_000, w1b_max_s=120,
                  w2_warmup_s=10, w2_measure_s=60, w4_records=1_000_000, w4_max_s=180,
                  idle_s=10, loopback_s=5, fsync_s=5, w3_min_bytes=2 * GIB, stop_max_s=60,
-                 w1r_records=4_000_000, w1r_max_s=60, w3_max_records=None),
+                 w1r_records=4_000_000, w1r_max_s=60, w3_max_records=None,
+                 w3r_max_records=None),
 }
 
 
@@ -332,14 +335,35 @@ def rdkafka_peak(b: brokers.Broker, topic: str, records: int, max_s: float) -> d
     return res
 
 
+def rdkafka_consume(b: brokers.Broker, topic: str, max_records: int | None) -> dict:
+    """benches/rdkafka_consume.py (librdkafka catch-up read) on the load-generator core."""
+    if not COMPAT_PY.exists():
+        raise RuntimeError(f"{COMPAT_PY} missing: run compat/install.sh (confluent-kafka)")
+    cmd = ["taskset", "-c", LOADGEN_CPU, str(COMPAT_PY), str(BENCH_DIR / "rdkafka_consume.py"),
+           b.bootstrap, topic, "900", *([str(max_records)] if max_records else [])]
+    cpu0 = cpu_seconds(b.proc.pid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    res = last_json(run_tool(cmd, 1000, "rdkafka_consume"))
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.update({"topic": topic, "broker_cpu_s": cpu_seconds(b.proc.pid) - cpu0,
+                # Includes the interpreter's start and the metadata look-ups.
+                "client_cpu_s": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+                "client_wall_s": wall})
+    return res
+
+
 # ------------------------------------------------------------------------------ one broker
 def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | None,
-               w2_rate: float | None, full_set: bool, w3_records: int | None = None) -> dict:
+               w2_rate: float | None, full_set: bool, w3_records: int | None = None,
+               w3r_records: int | None = None, catch_up_only: bool = False) -> dict:
     """Start one broker on an empty dir and run the workloads of one durability row.
 
     row "fsync": Kafka with log.flush.interval.messages=1, sluice by default.
     row "tmpfs": both on tmpfs (fsync is a no-op there), Kafka with its default flush
     policy (never fsync on the write path); only the peak produce workload.
+    catch_up_only: only what workloads 3/3b need (the librdkafka topic, then both reads).
     """
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -372,7 +396,8 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
         step("create16", lambda: create_topic(b, topic, 16))
         n1, t1 = (cfg["w1_records"], cfg["w1_max_s"]) if row == "fsync" else \
             (cfg["w1b_records"], cfg["w1b_max_s"])
-        step("w1", lambda: producer_perf(b, topic, n1, t1))
+        if not catch_up_only:
+            step("w1", lambda: producer_perf(b, topic, n1, t1))
         # Same workload, librdkafka client: its own topic so workload 3's data stays the
         # Java producer's alone.
         step("create16r", lambda: create_topic(b, "bench16r", 16))
@@ -388,7 +413,8 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
                                 heap="1g"),
                            (cfg["w2_warmup_s"] + cfg["w2_measure_s"]) * 3 + 120, "fixed-rate")
             return last_json(out)
-        step("w2", fixed)
+        if not catch_up_only:
+            step("w2", fixed)
 
         # The catch-up read reads the librdkafka run's topic (the larger one) when there
         # is one.
@@ -427,6 +453,12 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
             res["client_wall_s"] = wall
             return res
         step("w3", catch_up)
+        # 3b: the same read with librdkafka (same count for both brokers: Kafka's).
+        step("w3r", lambda: rdkafka_consume(
+            b, read_topic, min((x for x in (w3r_records, cfg["w3r_max_records"]) if x),
+                               default=None)))
+        if catch_up_only:
+            return r
 
         def restart():
             # Data on disk: workloads 1-3's topic. Before the 1,000-partition topic exists,
@@ -482,6 +514,9 @@ def main() -> int:
         mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
     ap.add_argument("--only", choices=["kafka", "sluice"], help="run one broker (dev aid)")
     ap.add_argument("--no-tmpfs", action="store_true", help="skip the tmpfs (no fsync) row")
+    ap.add_argument("--catch-up-only", action="store_true",
+                    help="only workloads 3 and 3b (and the produce run that fills their "
+                    "topic), fsync row only (dev aid)")
     ap.add_argument("--sluice-bin", default=os.environ.get("SLUICE_BIN",
                                                           str(REPO / "target/release/sluice")))
     ap.add_argument("--w2-rate", type=float,
@@ -490,8 +525,9 @@ def main() -> int:
                     "(default: benches/, or benches/.cache/smoke for --smoke)")
     args = ap.parse_args()
     cfg = MODES[args.mode]
-    out_dir = Path(args.out) if args.out else (CACHE / "smoke" if args.mode == "smoke"
-                                               else BENCH_DIR)
+    out_dir = Path(args.out) if args.out else (
+        CACHE / "smoke" if args.mode == "smoke" else
+        CACHE / "catch-up" if args.catch_up_only else BENCH_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {int(LOADGEN_CPU)})
     sluice_bin = Path(args.sluice_bin)
@@ -520,17 +556,20 @@ def main() -> int:
 
     kinds = [args.only] if args.only else ["kafka", "sluice"]
     w2_rate = args.w2_rate
-    w3_records = None
+    w3_records = w3r_records = None
     try:
         for kind in kinds:
             r = run_broker(kind, "fsync", cfg, run_dir / f"{kind}-fsync", sluice_bin,
-                           w2_rate, full_set=True, w3_records=w3_records)
+                           w2_rate, full_set=True, w3_records=w3_records,
+                           w3r_records=w3r_records, catch_up_only=args.catch_up_only)
             results["runs"].append(r)
             if kind == "kafka" and w2_rate is None and "w2_rate" in r:
                 w2_rate = r["w2_rate"]   # sluice gets the same rate: half of Kafka's peak
             if kind == "kafka" and get_records(r):
                 w3_records = get_records(r)
-        if not args.no_tmpfs:
+            if kind == "kafka" and get_records(r, "w3r"):
+                w3r_records = get_records(r, "w3r")
+        if not args.no_tmpfs and not args.catch_up_only:
             shm_dir.mkdir(parents=True, exist_ok=True)
             for kind in kinds:
                 results["runs"].append(run_broker(kind, "tmpfs", cfg, shm_dir / kind,
@@ -539,15 +578,15 @@ def main() -> int:
         shutil.rmtree(shm_dir, ignore_errors=True)
         results["total_s"] = time.perf_counter() - t_start
         results["loadavg_end"] = os.getloadavg()
-        (CACHE / f"results-{args.mode}.json").write_text(json.dumps(results, indent=1))
+        (CACHE / f"results-{args.mode}{'-catch-up' if args.catch_up_only else ''}.json").write_text(json.dumps(results, indent=1))
         report.write(results, out_dir)
     log(f"done in {results['total_s']:.0f} s: {out_dir / 'RESULTS.md'}, "
         f"{out_dir / 'latency.png'}")
     return 0
 
 
-def get_records(r: dict) -> int | None:
-    w3 = r.get("w3")
+def get_records(r: dict, step: str = "w3") -> int | None:
+    w3 = r.get(step)
     return w3["records"] if isinstance(w3, dict) and w3.get("records") else None
 
 

@@ -16,6 +16,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::broker::Broker;
 use crate::server::dispatch::{self, Reply};
+use crate::server::frame::Frame;
+
+/// iovecs per `writev` (the kernel's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -117,15 +121,19 @@ async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
     // The permit lives until the reply is written: the request's memory is released
     // only once nothing of it can still be needed.
     while let Some((reply, _permit)) = rx.recv().await {
-        let bytes = match reply {
-            Reply::Now(b) => b,
+        let frame = match reply {
+            Reply::Now(b) => Frame::One(b),
             Reply::Later(fut) => match fut.await {
-                Some(b) => b,
+                Some(f) => f,
                 None => return,
             },
             Reply::NoResponse => continue,
         };
-        if write_chunks(&mut out, bytes).await.is_err() {
+        let written = match frame {
+            Frame::One(bytes) => write_chunks(&mut out, bytes).await,
+            Frame::Chunks(chunks) => write_vectored(&mut out, chunks).await,
+        };
+        if written.is_err() {
             return;
         }
         // Batch socket writes: flush only when no further reply is already queued.
@@ -135,6 +143,33 @@ async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;
+}
+
+/// Writes the chunks of one frame with `writev`, straight to the socket when they are
+/// larger than the buffer (tokio's BufWriter flushes what it holds first, so order is
+/// kept), so record sets read from the log are not copied again on the way out.
+async fn write_vectored(out: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let mut n = {
+            let slices: Vec<std::io::IoSlice<'_>> = chunks[first..].iter().take(MAX_IOVECS).map(|c| std::io::IoSlice::new(c)).collect();
+            out.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let c = &mut chunks[first];
+            if n >= c.len() {
+                n -= c.len();
+                first += 1;
+            } else {
+                c.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn write_chunks(out: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, mut bytes: Bytes) -> std::io::Result<()> {

@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use crate::api::{self, RequestContext};
 use crate::broker::Broker;
 use crate::protocol::{bounds, versions};
+use crate::server::frame::{self, Frame};
 
 /// What the connection's writer does with a request.
 pub enum Reply {
@@ -19,7 +20,7 @@ pub enum Reply {
     Now(Bytes),
     /// A response frame that is ready when the future is (durability, long-poll).
     /// `None` closes the connection (the response could not be encoded).
-    Later(Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>),
+    Later(Pin<Box<dyn Future<Output = Option<Frame>> + Send>>),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
 }
@@ -149,7 +150,13 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         }
         ApiKey::Fetch => {
             let req = FetchRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
-            Ok(later(correlation_id, version, api::fetch::handle(&ctx, req)))
+            let fut = api::fetch::handle(&ctx, req);
+            // Record sets go out as their own chunks (vectored writes), not copied.
+            Ok(Reply::Later(Box::pin(async move {
+                frame::encode_fetch_frame(correlation_id, version, &fut.await)
+                    .inspect_err(|e| tracing::error!(error = %e, "response encoding failed"))
+                    .ok()
+            })))
         }
         _ => Err(DispatchError::UnknownApi(api_key_raw)),
     }
@@ -171,6 +178,7 @@ where
         encode_frame(correlation_id, version, hv, &resp)
             .inspect_err(|e| tracing::error!(error = %e, "response encoding failed"))
             .ok()
+            .map(Frame::One)
     }))
 }
 

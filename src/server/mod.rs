@@ -16,6 +16,7 @@
 pub mod accept;
 pub mod connection;
 pub mod dispatch;
+pub mod frame;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
