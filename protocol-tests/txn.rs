@@ -9,6 +9,34 @@ fn s(v: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(v.to_string())
 }
 
+/// A broker whose transaction coordinator is ready, as a client finds it: a
+/// FindCoordinator (key type 1) creates `__transaction_state` (one partition, so one
+/// shard for every id), then InitProducerId is retried until the shard is loaded.
+async fn txn_broker() -> TestBroker {
+    let b = TestBroker::start_with(|c| c.txn_topic_num_partitions = 1).await;
+    let mut conn = b.connect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut correlation = 900;
+    loop {
+        correlation += 1;
+        let find = FindCoordinatorRequest::default().with_key(s("probe")).with_key_type(1);
+        let r: FindCoordinatorResponse = call(&mut conn, ApiKey::FindCoordinator, 3, correlation, &find).await;
+        let ready = r.error_code == 0 && {
+            let init = InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("probe")))).with_transaction_timeout_ms(60000);
+            let i: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, correlation, &init).await;
+            // NOT_COORDINATOR (16) until the new partition's leadership reaches the
+            // coordinator, COORDINATOR_LOAD_IN_PROGRESS (14) while its shard loads.
+            assert!([0, 14, 16].contains(&i.error_code), "InitProducerId error {}", i.error_code);
+            i.error_code == 0
+        };
+        if ready {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "transaction coordinator not ready (FindCoordinator error {})", r.error_code);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn txn_batch(n: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
@@ -43,7 +71,7 @@ fn fetch_committed(topic: &str) -> FetchRequest {
 
 #[tokio::test]
 async fn transactional_produce_abort_commit_and_read_committed() {
-    let b = TestBroker::start().await;
+    let b = txn_broker().await;
     let mut c = b.connect().await;
     create_topic(&mut c, "tx", 1).await;
     let tid = TransactionalId(s("wire-tx"));
@@ -135,7 +163,7 @@ fn marker_codes(r: &WriteTxnMarkersResponse) -> Vec<(String, i32, i16)> {
 /// Kafka's codes.
 #[tokio::test]
 async fn write_txn_markers_ends_transactions_and_refuses_what_kafka_refuses() {
-    let b = TestBroker::start().await;
+    let b = txn_broker().await;
     let mut c = b.connect().await;
     create_topic(&mut c, "wm", 2).await;
     let tid = TransactionalId(s("wm-tx"));
