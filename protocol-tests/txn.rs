@@ -212,3 +212,46 @@ async fn write_txn_markers_ends_transactions_and_refuses_what_kafka_refuses() {
     assert!(marker_codes(&r).iter().all(|(_, _, code)| *code == 0), "{:?}", marker_codes(&r));
     b.stop().await;
 }
+
+/// DescribeTransactions (65) and ListTransactions (66) at the coordinator, as
+/// `kafka-transactions` sends them: a known id's state and partitions, an unknown id
+/// TRANSACTIONAL_ID_NOT_FOUND, list filters by state (unknown names echoed back).
+#[tokio::test]
+async fn describe_and_list_transactions() {
+    let b = txn_broker().await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "dt", 2).await;
+    let tid = TransactionalId(s("dt-tx"));
+    let init = InitProducerIdRequest::default().with_transactional_id(Some(tid.clone())).with_transaction_timeout_ms(60000);
+    let r: InitProducerIdResponse = call(&mut c, ApiKey::InitProducerId, 4, 1, &init).await;
+    assert_eq!(r.error_code, 0);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid.clone())
+        .with_v3_and_below_producer_id(r.producer_id)
+        .with_v3_and_below_producer_epoch(r.producer_epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(TopicName(s("dt"))).with_partitions(vec![1, 0])]);
+    let a: AddPartitionsToTxnResponse = call(&mut c, ApiKey::AddPartitionsToTxn, 3, 2, &add).await;
+    assert_eq!(a.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+
+    let d = DescribeTransactionsRequest::default().with_transactional_ids(vec![tid.clone(), TransactionalId(s("nope"))]);
+    let d: DescribeTransactionsResponse = call(&mut c, ApiKey::DescribeTransactions, 0, 3, &d).await;
+    let (known, unknown) = (&d.transaction_states[0], &d.transaction_states[1]);
+    assert_eq!((known.error_code, known.transaction_state.as_str(), known.producer_id, known.producer_epoch), (0, "Ongoing", r.producer_id, r.producer_epoch));
+    assert_eq!(known.transaction_timeout_ms, 60000);
+    assert!(known.transaction_start_time_ms > 0);
+    assert_eq!(known.topics.len(), 1);
+    assert_eq!((known.topics[0].topic.as_str(), known.topics[0].partitions.clone()), ("dt", vec![0, 1]));
+    assert_eq!(unknown.error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+
+    let l = ListTransactionsRequest::default();
+    let l: ListTransactionsResponse = call(&mut c, ApiKey::ListTransactions, 1, 4, &l).await;
+    assert_eq!(l.error_code, 0);
+    let mut listed: Vec<(String, String)> = l.transaction_states.iter().map(|t| (t.transactional_id.to_string(), t.transaction_state.to_string())).collect();
+    listed.sort();
+    assert_eq!(listed, vec![("dt-tx".to_string(), "Ongoing".to_string()), ("probe".to_string(), "Empty".to_string())]);
+    let l = ListTransactionsRequest::default().with_state_filters(vec![s("Empty"), s("Nope")]);
+    let l: ListTransactionsResponse = call(&mut c, ApiKey::ListTransactions, 1, 5, &l).await;
+    assert_eq!(l.unknown_state_filters, vec![s("Nope")]);
+    assert_eq!(l.transaction_states.iter().map(|t| t.transactional_id.to_string()).collect::<Vec<_>>(), vec!["probe".to_string()]);
+    b.stop().await;
+}

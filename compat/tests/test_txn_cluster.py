@@ -211,3 +211,23 @@ def test_transaction_coordinator_killed_mid_rounds(cluster):
     new_coordinator = find_txn_coordinator(c, txn_id)
     assert new_coordinator != coordinator and new_coordinator in c.live()
     check_rounds(c, topic, KILL_ROUNDS[0], KILL_ROUNDS[1])
+
+    # kafka-transactions sees the id at its new coordinator, its last round committed
+    # (DescribeTransactions there; ListTransactions asks every live broker).
+    last_state = "CompleteAbort" if KILL_ROUNDS[1] % 3 == 1 else "CompleteCommit"
+    rows = transactions_cli(c, "describe", "--transactional-id", txn_id)
+    assert rows and rows[0]["CoordinatorId"] == str(new_coordinator) \
+        and rows[0]["TransactionState"] == last_state, rows
+    listed = [r for r in transactions_cli(c, "list") if r["TransactionalId"] == txn_id]
+    assert [(r["Coordinator"], r["TransactionState"]) for r in listed] == \
+        [(str(new_coordinator), last_state)], listed
+
+
+def transactions_cli(c: Cluster, *args: str) -> list[dict[str, str]]:
+    """kafka-transactions (TransactionsCommand): its table as one dict per row."""
+    cmd = brokers.java_command("org.apache.kafka.tools.TransactionsCommand",
+                               "--bootstrap-server", c.live_bootstrap(), *args)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"kafka-transactions {' '.join(args)}:\n{res.stdout}\n{res.stderr[-3000:]}"
+    lines = [l.split() for l in res.stdout.splitlines() if l.strip()]
+    return [dict(zip(lines[0], row)) for row in lines[1:]] if lines else []

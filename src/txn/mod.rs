@@ -258,6 +258,15 @@ impl TxnCoordinator {
         self.get(id).map(|m| m.lock().clone())
     }
 
+    /// COORDINATOR_LOAD_IN_PROGRESS while any shard this node leads is loading
+    /// (ListTransactions would miss its ids).
+    pub fn loaded(&self) -> Result<()> {
+        if self.shards.read().led.values().any(|s| matches!(s, Shard::Loading { .. })) {
+            return Err(Error::CoordinatorLoadInProgress);
+        }
+        Ok(())
+    }
+
     /// The ids of every shard this node has loaded.
     pub fn ids(&self) -> Vec<String> {
         self.txns.read().keys().cloned().collect()

@@ -10,9 +10,10 @@
 //! Upgrade: before sharding, the log was a local `__transaction_state-0` outside the
 //! metadata image. At the first start of this version no image topic claims that
 //! directory, so it is removed as an orphan (as the old local `__consumer_offsets-0`
-//! was): transactions open or prepared across the upgrade are lost, and their
-//! partitions' last stable offsets stay until those producers are fenced by a new
-//! incarnation of their transactional id or the partitions are deleted.
+//! was): the state of every transactional id is lost, and a transaction open or
+//! prepared across the upgrade is never completed: it hangs in its partitions (their
+//! last stable offset stops at its first record) until the topic is deleted. The
+//! README says to end transactions before upgrading.
 
 use std::sync::Arc;
 use std::time::Duration;
