@@ -9,6 +9,34 @@ fn s(v: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(v.to_string())
 }
 
+/// A broker whose transaction coordinator is ready, as a client finds it: a
+/// FindCoordinator (key type 1) creates `__transaction_state` (one partition, so one
+/// shard for every id), then InitProducerId is retried until the shard is loaded.
+async fn txn_broker() -> TestBroker {
+    let b = TestBroker::start_with(|c| c.txn_topic_num_partitions = 1).await;
+    let mut conn = b.connect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut correlation = 900;
+    loop {
+        correlation += 1;
+        let find = FindCoordinatorRequest::default().with_key(s("probe")).with_key_type(1);
+        let r: FindCoordinatorResponse = call(&mut conn, ApiKey::FindCoordinator, 3, correlation, &find).await;
+        let ready = r.error_code == 0 && {
+            let init = InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("probe")))).with_transaction_timeout_ms(60000);
+            let i: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, correlation, &init).await;
+            // NOT_COORDINATOR (16) until the new partition's leadership reaches the
+            // coordinator, COORDINATOR_LOAD_IN_PROGRESS (14) while its shard loads.
+            assert!([0, 14, 16].contains(&i.error_code), "InitProducerId error {}", i.error_code);
+            i.error_code == 0
+        };
+        if ready {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "transaction coordinator not ready (FindCoordinator error {})", r.error_code);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn txn_batch(n: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
@@ -43,7 +71,7 @@ fn fetch_committed(topic: &str) -> FetchRequest {
 
 #[tokio::test]
 async fn transactional_produce_abort_commit_and_read_committed() {
-    let b = TestBroker::start().await;
+    let b = txn_broker().await;
     let mut c = b.connect().await;
     create_topic(&mut c, "tx", 1).await;
     let tid = TransactionalId(s("wire-tx"));
@@ -135,7 +163,7 @@ fn marker_codes(r: &WriteTxnMarkersResponse) -> Vec<(String, i32, i16)> {
 /// Kafka's codes.
 #[tokio::test]
 async fn write_txn_markers_ends_transactions_and_refuses_what_kafka_refuses() {
-    let b = TestBroker::start().await;
+    let b = txn_broker().await;
     let mut c = b.connect().await;
     create_topic(&mut c, "wm", 2).await;
     let tid = TransactionalId(s("wm-tx"));
@@ -182,5 +210,48 @@ async fn write_txn_markers_ends_transactions_and_refuses_what_kafka_refuses() {
     let r: WriteTxnMarkersResponse = call(&mut c, ApiKey::WriteTxnMarkers, 1, 12, &two).await;
     assert_eq!(r.markers.iter().map(|m| m.producer_id.0).collect::<Vec<_>>(), vec![9001, 9002]);
     assert!(marker_codes(&r).iter().all(|(_, _, code)| *code == 0), "{:?}", marker_codes(&r));
+    b.stop().await;
+}
+
+/// DescribeTransactions (65) and ListTransactions (66) at the coordinator, as
+/// `kafka-transactions` sends them: a known id's state and partitions, an unknown id
+/// TRANSACTIONAL_ID_NOT_FOUND, list filters by state (unknown names echoed back).
+#[tokio::test]
+async fn describe_and_list_transactions() {
+    let b = txn_broker().await;
+    let mut c = b.connect().await;
+    create_topic(&mut c, "dt", 2).await;
+    let tid = TransactionalId(s("dt-tx"));
+    let init = InitProducerIdRequest::default().with_transactional_id(Some(tid.clone())).with_transaction_timeout_ms(60000);
+    let r: InitProducerIdResponse = call(&mut c, ApiKey::InitProducerId, 4, 1, &init).await;
+    assert_eq!(r.error_code, 0);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid.clone())
+        .with_v3_and_below_producer_id(r.producer_id)
+        .with_v3_and_below_producer_epoch(r.producer_epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(TopicName(s("dt"))).with_partitions(vec![1, 0])]);
+    let a: AddPartitionsToTxnResponse = call(&mut c, ApiKey::AddPartitionsToTxn, 3, 2, &add).await;
+    assert_eq!(a.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+
+    let d = DescribeTransactionsRequest::default().with_transactional_ids(vec![tid.clone(), TransactionalId(s("nope"))]);
+    let d: DescribeTransactionsResponse = call(&mut c, ApiKey::DescribeTransactions, 0, 3, &d).await;
+    let (known, unknown) = (&d.transaction_states[0], &d.transaction_states[1]);
+    assert_eq!((known.error_code, known.transaction_state.as_str(), known.producer_id, known.producer_epoch), (0, "Ongoing", r.producer_id, r.producer_epoch));
+    assert_eq!(known.transaction_timeout_ms, 60000);
+    assert!(known.transaction_start_time_ms > 0);
+    assert_eq!(known.topics.len(), 1);
+    assert_eq!((known.topics[0].topic.as_str(), known.topics[0].partitions.clone()), ("dt", vec![0, 1]));
+    assert_eq!(unknown.error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+
+    let l = ListTransactionsRequest::default();
+    let l: ListTransactionsResponse = call(&mut c, ApiKey::ListTransactions, 1, 4, &l).await;
+    assert_eq!(l.error_code, 0);
+    let mut listed: Vec<(String, String)> = l.transaction_states.iter().map(|t| (t.transactional_id.to_string(), t.transaction_state.to_string())).collect();
+    listed.sort();
+    assert_eq!(listed, vec![("dt-tx".to_string(), "Ongoing".to_string()), ("probe".to_string(), "Empty".to_string())]);
+    let l = ListTransactionsRequest::default().with_state_filters(vec![s("Empty"), s("Nope")]);
+    let l: ListTransactionsResponse = call(&mut c, ApiKey::ListTransactions, 1, 5, &l).await;
+    assert_eq!(l.unknown_state_filters, vec![s("Nope")]);
+    assert_eq!(l.transaction_states.iter().map(|t| t.transactional_id.to_string()).collect::<Vec<_>>(), vec!["probe".to_string()]);
     b.stop().await;
 }

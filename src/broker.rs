@@ -33,7 +33,8 @@ pub struct Broker {
     /// Consumer groups and committed offsets, in the `__consumer_offsets` partitions
     /// this node leads (see `coordinator`).
     pub groups: Arc<crate::group::GroupCoordinator>,
-    /// Transactions (their own internal log under `logs`).
+    /// Transactions, in the `__transaction_state` partitions this node leads (see
+    /// `coordinator`).
     pub txns: Arc<crate::txn::TxnCoordinator>,
     /// Leader and follower roles of this node's partition replicas (`replication/`).
     pub replicas: crate::replication::ReplicaManager,
@@ -60,13 +61,16 @@ impl Broker {
         let logs = LogManager::new(&config.data_dir.join("logs"))?;
         let limits = crate::group::Limits::from_config(&config);
         let groups = crate::group::GroupCoordinator::sharded(limits, config.offset_metadata_max_bytes);
-        let txns = crate::txn::TxnCoordinator::open(Some(&logs), crate::txn::Settings::from_config(&config))?;
+        let txns = crate::txn::TxnCoordinator::sharded(crate::txn::Settings::from_config(&config));
         let replicas = crate::replication::ReplicaManager::new(config.node_id, crate::replication::Settings::from_config(&config));
         let broker = Arc::new(Broker { config, identity, metadata, membership, logs, producer_ids: Default::default(), groups, txns, replicas });
         broker.replicas.attach(&broker);
         let image = broker.metadata.image();
+        // Only the image's partitions are kept. An upgraded data dir's local,
+        // pre-sharding coordinator logs (`__consumer_offsets-0`,
+        // `__transaction_state-0` outside the image) are removed here: their state is
+        // lost once (see `txn::store`).
         let mut keep = HashSet::new();
-        keep.insert(crate::txn::store::Store::dir_name());
         let me = broker.config.node_id;
         for topic in image.topics.values() {
             // Only this node's replicas: a partition placed elsewhere has no log here.

@@ -97,6 +97,13 @@ pub struct Config {
     /// `offsets.topic.replication.factor`; None: min(3, controller quorum voters), so
     /// a one-node cluster works without configuration.
     pub offsets_topic_replication_factor: Option<i16>,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub txn_topic_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`; None: as `offsets_topic_rf`.
+    pub txn_topic_replication_factor: Option<i16>,
+    /// `transaction.state.log.min.isr`: the `min.insync.replicas` of
+    /// `__transaction_state`, honoured by its appends; None: min(2, its replication factor).
+    pub txn_topic_min_isr: Option<i32>,
     /// `process.roles`: serve Kafka clients (broker) and/or vote on the metadata
     /// log (controller). Default: both, as a one-node combined cluster.
     pub role_broker: bool,
@@ -175,6 +182,9 @@ impl Default for Config {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: None,
+            txn_topic_num_partitions: 50,
+            txn_topic_replication_factor: None,
+            txn_topic_min_isr: None,
             role_broker: true,
             role_controller: true,
             controller_quorum_voters: Vec::new(),
@@ -263,6 +273,15 @@ impl Config {
                 self.offsets_topic_num_partitions = v;
             }
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = Some(positive(key, value, parse_num(key, value)?)?),
+            "transaction.state.log.num.partitions" => {
+                let v: i32 = positive(key, value, parse_num(key, value)?)?;
+                if v > crate::api::topics::PARTITIONS_PER_TOPIC_MAX {
+                    return Err(Error::InvalidValue { key: key.into(), value: value.into(), reason: "too many partitions".into() });
+                }
+                self.txn_topic_num_partitions = v;
+            }
+            "transaction.state.log.replication.factor" => self.txn_topic_replication_factor = Some(positive(key, value, parse_num(key, value)?)?),
+            "transaction.state.log.min.isr" => self.txn_topic_min_isr = Some(positive(key, value, parse_num(key, value)?)?),
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = positive(key, value, parse_num(key, value)?)?,
             "log.segment.bytes" => {
                 let v: u64 = parse_num(key, value)?;
@@ -492,6 +511,18 @@ impl Config {
     /// capped at the controller quorum's size (1 for a one-node cluster).
     pub fn offsets_topic_rf(&self) -> i16 {
         self.offsets_topic_replication_factor.unwrap_or_else(|| self.quorum().voters.len().clamp(1, 3) as i16)
+    }
+
+    /// `__transaction_state`'s replication factor: the configured one, else as
+    /// `__consumer_offsets`' default (3 capped at the quorum's size).
+    pub fn txn_topic_rf(&self) -> i16 {
+        self.txn_topic_replication_factor.unwrap_or_else(|| self.quorum().voters.len().clamp(1, 3) as i16)
+    }
+
+    /// `__transaction_state`'s `min.insync.replicas`: the configured one, else Kafka's
+    /// 2 capped at the replication factor (so one node needs no configuration).
+    pub fn txn_topic_min_isr(&self) -> i32 {
+        self.txn_topic_min_isr.unwrap_or_else(|| i32::from(self.txn_topic_rf()).min(2))
     }
 
     /// The metadata quorum this node takes part in.

@@ -13,6 +13,10 @@ it led move and the markers for them must be retried at the new leaders. Checks:
   * every partition's LSO (ListOffsets, isolation level 1, via the Java consumer's
     endOffsets) equals its high watermark (isolation level 0) once all is done;
   * read_uncommitted sees the aborted records too.
+A second case kills the transaction coordinator itself (the leader of the id's
+`__transaction_state` partition) while the producer is in the middle of its rounds:
+the producer must find the new coordinator (which replays the partition and finishes
+what the old one left prepared) and carry on, with the same checks at the end.
 Kind from COMPAT_BROKER (cluster.Cluster): passes against a 3-node Apache Kafka too.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -106,13 +111,7 @@ def test_transactions_span_every_leader(cluster, tmp_path):
     c = cluster
     topic = unique_topic("txn-cluster")
     txn_id = f"{topic}-tx"
-    admin = AdminClient(rdkafka_conf(c.bootstrap))
-    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)],
-                        operation_timeout=30, request_timeout=30)[topic].result(timeout=60)
-    def full_isr():
-        d = c.describe(topic)
-        return all(i["isr"] == [1, 2, 3] and i["leader"] > 0 for i in d.values()), d
-    d = c.wait_for("full ISR on every partition", full_isr, 60)
+    d = create_spread_topic(c, topic)
     leaders = {i["leader"] for i in d.values()}
     assert leaders == {1, 2, 3}, f"leaders not spread over all brokers: {d}"
 
@@ -137,8 +136,14 @@ def test_transactions_span_every_leader(cluster, tmp_path):
     assert out2.count("ROUND") == SECOND_ROUNDS[1] - SECOND_ROUNDS[0] + 1, out2
     print(f"[txn-cluster] rounds after the kill took {time.monotonic() - t0:.1f}s")
 
-    committed = round_values(FIRST_ROUNDS[0], SECOND_ROUNDS[1], True)
-    aborted = round_values(FIRST_ROUNDS[0], SECOND_ROUNDS[1], False)
+    check_rounds(c, topic, FIRST_ROUNDS[0], SECOND_ROUNDS[1])
+
+
+def check_rounds(c: Cluster, topic: str, first: int, last: int) -> None:
+    """Rounds first..last ran: read_committed sees exactly the committed records, every
+    partition's LSO reached its high watermark, read_uncommitted sees everything."""
+    committed = round_values(first, last, True)
+    aborted = round_values(first, last, False)
 
     lso, seen_committed = read(c, topic, "read_committed")
     hw, seen_all = read(c, topic, "read_uncommitted")
@@ -150,3 +155,79 @@ def test_transactions_span_every_leader(cluster, tmp_path):
     assert set(aborted) <= set(seen_all), \
         f"read_uncommitted misses aborted records: {sorted(set(aborted) - set(seen_all))[:10]}"
     assert set(committed) <= set(seen_all)
+
+
+def create_spread_topic(c: Cluster, topic: str) -> dict[int, dict]:
+    admin = AdminClient(rdkafka_conf(c.bootstrap))
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3)],
+                        operation_timeout=30, request_timeout=30)[topic].result(timeout=60)
+    def full_isr():
+        d = c.describe(topic)
+        return all(i["isr"] == [1, 2, 3] and i["leader"] > 0 for i in d.values()), d
+    return c.wait_for("full ISR on every partition", full_isr, 60)
+
+
+KILL_ROUNDS = (0, 14)
+KILL_AFTER_ROUND = 3
+
+
+def test_transaction_coordinator_killed_mid_rounds(cluster):
+    c = cluster
+    topic = unique_topic("txn-coord-kill")
+    txn_id = f"{topic}-tx"
+    create_spread_topic(c, topic)
+
+    proc = subprocess.Popen(java("produce", c.live_bootstrap(), topic, str(PARTITIONS), txn_id,
+                                 str(KILL_ROUNDS[0]), str(KILL_ROUNDS[1])),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    started = threading.Event()
+    def pump():
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(f"ROUND {KILL_AFTER_ROUND} "):
+                started.set()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(200), f"producer did not reach round {KILL_AFTER_ROUND}:\n" \
+            + "\n".join(lines[-40:]) + f"\n{c.log_tails(30)}"
+        coordinator = find_txn_coordinator(c, txn_id)
+        print(f"\n[txn-cluster] {KIND}: kill -9 transaction coordinator {coordinator} of {txn_id} "
+              f"(quorum leader {c.quorum_leader()}) after round {KILL_AFTER_ROUND}")
+        t0 = time.monotonic()
+        c.kill9(coordinator)
+        proc.wait(timeout=400)
+        reader.join(10)
+        print(f"[txn-cluster] rounds after the kill took {time.monotonic() - t0:.1f}s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "\n".join(lines)
+    assert proc.returncode == 0 and "RESULT ok" in out, \
+        f"producer failed:\n{out[-4000:]}\n{proc.stderr.read()[-3000:]}\n{c.log_tails(30)}"
+    assert out.count("ROUND") == KILL_ROUNDS[1] - KILL_ROUNDS[0] + 1, out
+    new_coordinator = find_txn_coordinator(c, txn_id)
+    assert new_coordinator != coordinator and new_coordinator in c.live()
+    check_rounds(c, topic, KILL_ROUNDS[0], KILL_ROUNDS[1])
+
+    # kafka-transactions sees the id at its new coordinator, its last round committed
+    # (DescribeTransactions there; ListTransactions asks every live broker).
+    last_state = "CompleteAbort" if KILL_ROUNDS[1] % 3 == 1 else "CompleteCommit"
+    rows = transactions_cli(c, "describe", "--transactional-id", txn_id)
+    assert rows and rows[0]["CoordinatorId"] == str(new_coordinator) \
+        and rows[0]["TransactionState"] == last_state, rows
+    listed = [r for r in transactions_cli(c, "list") if r["TransactionalId"] == txn_id]
+    assert [(r["Coordinator"], r["TransactionState"]) for r in listed] == \
+        [(str(new_coordinator), last_state)], listed
+
+
+def transactions_cli(c: Cluster, *args: str) -> list[dict[str, str]]:
+    """kafka-transactions (TransactionsCommand): its table as one dict per row."""
+    cmd = brokers.java_command("org.apache.kafka.tools.TransactionsCommand",
+                               "--bootstrap-server", c.live_bootstrap(), *args)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"kafka-transactions {' '.join(args)}:\n{res.stdout}\n{res.stderr[-3000:]}"
+    lines = [l.split() for l in res.stdout.splitlines() if l.strip()]
+    return [dict(zip(lines[0], row)) for row in lines[1:]] if lines else []

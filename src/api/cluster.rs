@@ -1,6 +1,6 @@
 //! What every node tells clients about the cluster, from the metadata image: the
-//! cluster id, the live brokers, the controller and the coordinator node.
-//! Metadata, DescribeCluster and FindCoordinator share these so all nodes agree.
+//! cluster id, the live brokers and the controller. Metadata and DescribeCluster
+//! share these so all nodes agree (coordinators: see `coordinator`).
 
 use crate::broker::Broker;
 use crate::metadata::{BrokerImage, Image};
@@ -37,13 +37,4 @@ pub fn controller_id(broker: &Broker, image: &Image) -> i32 {
         Some(l) if i32::try_from(l).is_ok_and(|l| image.is_live(l)) => l as i32,
         _ => broker.config.node_id,
     }
-}
-
-/// The node that coordinates every group and transactional id: the lowest-id live
-/// broker. Limitation: coordinator state (group membership, offsets, transactions)
-/// lives in each node's own internal logs and is not replicated yet, so every key
-/// must map to one stable node; when that node dies, the next lowest takes over
-/// with none of its state.
-pub fn coordinator(broker: &Broker, image: &Image) -> BrokerImage {
-    live_brokers(broker, image).into_iter().next().unwrap_or_else(|| this_broker(broker))
 }

@@ -1,13 +1,13 @@
 //! FindCoordinator (10). Key type 0 is a group: its coordinator is the leader of
-//! its `__consumer_offsets` partition (see `coordinator`), the topic being created
-//! at the first such request; COORDINATOR_NOT_AVAILABLE until that partition has a
-//! live leader. Key type 1 is a transactional id: still the lowest-id live broker
-//! (see `cluster::coordinator`). v4+ batch keys.
+//! its `__consumer_offsets` partition (see `coordinator`); key type 1 a
+//! transactional id, the leader of its `__transaction_state` partition. The topic is
+//! created at the first such request; COORDINATOR_NOT_AVAILABLE until the key's
+//! partition has a live leader. v4+ batch keys.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::{RequestContext, cluster, str_bytes};
+use super::{RequestContext, str_bytes};
 use crate::protocol::ResponseError;
 
 /// (error, node id, host, port) for one key.
@@ -27,8 +27,11 @@ async fn answer(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, Str
             }
         }
         None => {
-            let c = cluster::coordinator(&ctx.broker, &ctx.broker.image());
-            (0, c.id, c.host, c.port)
+            crate::coordinator::topic::ensure_txn_topic(&ctx.broker).await;
+            match crate::coordinator::txn_coordinator(&ctx.broker.image(), key) {
+                Some(c) => (0, c.id, c.host, c.port),
+                None => (ResponseError::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+            }
         }
     }
 }

@@ -117,14 +117,9 @@ fn append_transactional(
     if !h.is_transactional() {
         return append(ctx, Some(tid), topic, partition, records, acks, min_insync);
     }
-    // A partition led here for a transaction coordinated by another node: its state is
-    // not here to check against. Appended unverified, as Kafka does without KIP-890's
-    // verification (`transaction.partition.verification.enable=false`). Gap: a late
-    // retry can then land after the transaction's marker (a "hanging" transaction).
-    let image = ctx.broker.image();
-    if crate::api::cluster::coordinator(&ctx.broker, &image).id != ctx.broker.config.node_id {
-        return append(ctx, Some(tid), topic, partition, records, acks, min_insync);
-    }
+    // A transaction coordinated by another node (or a shard still loading) is not
+    // checked here: `with_open_txn` appends it unverified, as Kafka does without
+    // KIP-890's verification.
     let name = t.name.clone();
     ctx.broker.txns.with_open_txn(tid, h.producer_id, h.producer_epoch, &name, partition, || append(ctx, Some(tid), topic, partition, records, acks, min_insync))
 }

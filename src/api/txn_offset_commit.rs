@@ -49,11 +49,15 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
     let code = if staged.is_empty() {
         0
     } else {
-        // When the transaction is coordinated here too, its state is checked first
-        // (fenced producer, group not added); elsewhere the producer is trusted, as
-        // Kafka's group coordinator does.
+        // When the transaction is coordinated here too (its shard loaded here), its
+        // state is checked first (fenced producer, group not added); elsewhere the
+        // producer is trusted, as Kafka's group coordinator does.
         let checked = if ctx.broker.txns.get(&req.transactional_id).is_some() {
-            ctx.broker.txns.check_offset_commit(&req.transactional_id, req.producer_id.0, req.producer_epoch, &req.group_id).map_err(|e| e.code_for(v, FENCED_FROM))
+            match ctx.broker.txns.check_offset_commit(&req.transactional_id, req.producer_id.0, req.producer_epoch, &req.group_id) {
+                // Its shard is moving away: not ours to check (nor a group error).
+                Err(crate::txn::Error::NotCoordinator | crate::txn::Error::CoordinatorLoadInProgress) => Ok(()),
+                r => r.map_err(|e| e.code_for(v, FENCED_FROM)),
+            }
         } else {
             Ok(())
         };

@@ -84,14 +84,25 @@ pub fn leadership(broker: &Broker, image: &Image, topic: &str) -> Leadership {
 /// line here.
 pub fn reconciled(broker: &Arc<Broker>, image: &Image) {
     broker.groups.set_leadership(broker, leadership(broker, image, GROUP_TOPIC));
+    broker.txns.set_leadership(broker, image, leadership(broker, image, TXN_TOPIC));
 }
 
 /// FindCoordinator for a group: the live leader of its `__consumer_offsets`
 /// partition. None (COORDINATOR_NOT_AVAILABLE) while the topic does not exist or
 /// that partition has no live leader.
 pub fn group_coordinator(image: &Image, group: &str) -> Option<BrokerImage> {
-    let t = image.topic(GROUP_TOPIC)?;
-    let p = t.partitions.get(partition_for(group, t.partitions.len() as i32) as usize)?;
+    key_coordinator(image, GROUP_TOPIC, group)
+}
+
+/// FindCoordinator for a transactional id: the live leader of its
+/// `__transaction_state` partition (None as for [`group_coordinator`]).
+pub fn txn_coordinator(image: &Image, transactional_id: &str) -> Option<BrokerImage> {
+    key_coordinator(image, TXN_TOPIC, transactional_id)
+}
+
+fn key_coordinator(image: &Image, topic: &str, key: &str) -> Option<BrokerImage> {
+    let t = image.topic(topic)?;
+    let p = t.partitions.get(partition_for(key, t.partitions.len() as i32) as usize)?;
     if p.leader < 0 || !image.is_live(p.leader) {
         return None;
     }

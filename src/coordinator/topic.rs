@@ -44,18 +44,52 @@ fn group_topic(broker: &Broker) -> NewTopic {
     }
 }
 
-/// Make sure `__consumer_offsets` exists or is being created. Returns once it exists,
+/// `__transaction_state` as Kafka creates it: `transaction.state.log.*` settings
+/// (its `min.isr` as the topic's `min.insync.replicas`, which the transaction log's
+/// appends honour), compacted, kept forever.
+fn txn_topic(broker: &Broker) -> NewTopic {
+    let c = &broker.config;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact".to_string()),
+        ("segment.bytes", "104857600".to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("retention.bytes", "-1".to_string()),
+        ("min.insync.replicas", c.txn_topic_min_isr().to_string()),
+        ("max.message.bytes", (64u32 << 20).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    NewTopic {
+        name: super::TXN_TOPIC.to_string(),
+        partitions: c.txn_topic_num_partitions,
+        replication_factor: c.txn_topic_rf(),
+        assignments: None,
+        configs,
+    }
+}
+
+/// Make sure `__consumer_offsets` exists or is being created (see [`ensure`]).
+pub async fn ensure_group_topic(broker: &Arc<Broker>) -> bool {
+    ensure(broker, group_topic(broker)).await
+}
+
+/// Make sure `__transaction_state` exists or is being created (see [`ensure`]).
+pub async fn ensure_txn_topic(broker: &Arc<Broker>) -> bool {
+    ensure(broker, txn_topic(broker)).await
+}
+
+/// Make sure internal topic `t` exists or is being created. Returns once it exists,
 /// or after a short wait (false). Not created while fewer brokers than its
 /// replication factor are live (Kafka's rule: it would be under-replicated forever).
-pub async fn ensure_group_topic(broker: &Arc<Broker>) -> bool {
-    let name = super::GROUP_TOPIC;
+async fn ensure(broker: &Arc<Broker>, t: NewTopic) -> bool {
+    let name: &'static str = if t.name == super::GROUP_TOPIC { super::GROUP_TOPIC } else { super::TXN_TOPIC };
     if broker.image().topic(name).is_some() {
         return true;
     }
-    let t = group_topic(broker);
     let live = broker.image().live_brokers().len();
     if live < t.replication_factor.max(1) as usize {
-        tracing::info!(topic = name, live, replication_factor = t.replication_factor, "not creating the offsets topic until enough brokers are live");
+        tracing::info!(topic = name, live, replication_factor = t.replication_factor, "not creating an internal topic until enough brokers are live");
         return false;
     }
     if CREATING.lock().insert(name.to_string()) {

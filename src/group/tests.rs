@@ -450,7 +450,7 @@ async fn txn_offsets_replay_with_their_markers() {
     gc.stage_txn_offsets("g", 8, vec![(t1.clone(), c(20))]).unwrap().await.unwrap();
     let stable = |gc: &GroupCoordinator| gc.fetch_offsets("g", Some(vec![t0.clone(), t1.clone()]), true);
     assert_eq!(stable(&gc)[0].1, Err(()), "pending for producer 7");
-    gc.complete_txn_offsets(0, 7, 0, true).await.unwrap();
+    gc.complete_txn_offsets(0, 7, 0, 0, true).await.unwrap();
     assert_eq!(stable(&gc)[0].1.clone().unwrap().unwrap().offset, 10);
     assert_eq!(stable(&gc)[1].1, Err(()), "still pending for producer 8");
     logs.close().unwrap();
@@ -460,7 +460,7 @@ async fn txn_offsets_replay_with_their_markers() {
     let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
     assert_eq!(stable(&gc)[0].1.clone().unwrap().unwrap().offset, 10);
     assert_eq!(stable(&gc)[1].1, Err(()));
-    gc.complete_txn_offsets(0, 8, 0, false).await.unwrap();
+    gc.complete_txn_offsets(0, 8, 0, 0, false).await.unwrap();
     assert_eq!(stable(&gc)[1].1, Ok(None), "aborted: dropped");
     logs.close().unwrap();
     drop(gc);
@@ -469,5 +469,5 @@ async fn txn_offsets_replay_with_their_markers() {
     let got = stable(&gc);
     assert_eq!((got[0].1.clone().unwrap().unwrap().offset, got[1].1.clone()), (10, Ok(None)));
     // A shard this node does not lead: NOT_COORDINATOR.
-    assert_eq!(gc.complete_txn_offsets(3, 8, 0, true).await, Err(Error::NotCoordinator));
+    assert_eq!(gc.complete_txn_offsets(3, 8, 0, 0, true).await, Err(Error::NotCoordinator));
 }

@@ -15,9 +15,6 @@ use super::store::Entry;
 use super::{Committed, GroupCoordinator, Result, Tp};
 use crate::protocol::control::{ControlType, marker_batch};
 
-/// The coordinator epoch written in the markers this coordinator writes itself.
-const COORDINATOR_EPOCH: i32 = 0;
-
 impl GroupCoordinator {
     /// TxnOffsetCommit: stage `commits` for `producer_id`'s open transaction in the
     /// group's shard. The future resolves once they are replicated.
@@ -56,10 +53,11 @@ impl GroupCoordinator {
     }
 
     /// A transaction of `producer_id` ended: write its COMMIT (or ABORT) marker to
-    /// `__consumer_offsets-partition`, and make the offsets it staged in that shard
-    /// take effect (or drop them). Resolves once replicated. NOT_COORDINATOR if this
+    /// `__consumer_offsets-partition` (with the transaction coordinator's epoch, as
+    /// Kafka does), and make the offsets it staged in that shard take effect (or
+    /// drop them). Resolves once replicated. NOT_COORDINATOR if this
     /// node does not lead that partition (COORDINATOR_LOAD_IN_PROGRESS while loading).
-    pub async fn complete_txn_offsets(&self, partition: i32, producer_id: i64, producer_epoch: i16, commit: bool) -> Result<()> {
+    pub async fn complete_txn_offsets(&self, partition: i32, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> Result<()> {
         let store = match &self.shards {
             Some(_) => Some(self.shard(partition)?),
             None => None, // unsharded (tests): every group is here
@@ -67,7 +65,7 @@ impl GroupCoordinator {
         let kind = if commit { ControlType::Commit } else { ControlType::Abort };
         let now_ms = crate::log::system_time_ms();
         let mut end = match &store {
-            Some(s) => Some(s.append_batch(Ok(marker_batch(producer_id, producer_epoch, COORDINATOR_EPOCH, kind, now_ms)))? + 1),
+            Some(s) => Some(s.append_batch(Ok(marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now_ms)))? + 1),
             None => None,
         };
         let n = self.shards.as_ref().map_or(1, |s| s.read().partitions);

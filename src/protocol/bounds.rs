@@ -420,6 +420,7 @@ mod tests {
         45 => AlterPartitionReassignmentsRequest, 46 => ListPartitionReassignmentsRequest,
         47 => OffsetDeleteRequest, 55 => DescribeQuorumRequest,
         60 => DescribeClusterRequest, 61 => DescribeProducersRequest,
+        65 => DescribeTransactionsRequest, 66 => ListTransactionsRequest,
         68 => ConsumerGroupHeartbeatRequest, 69 => ConsumerGroupDescribeRequest,
     }
 

@@ -54,6 +54,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 4),
     // Broker to broker (txn/marker.rs): v0 is gone in Kafka 4.x.
     (ApiKey::WriteTxnMarkers, 1, 1),
+    // Admin (`kafka-transactions`): ListTransactions v2's id pattern is not served.
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
@@ -102,6 +105,8 @@ mod tests {
         check::<OffsetFetchRequest>(ApiKey::OffsetFetch);
         check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
         check::<ListGroupsRequest>(ApiKey::ListGroups);
+        check::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);
+        check::<ListTransactionsRequest>(ApiKey::ListTransactions);
         check::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
         check::<OffsetDeleteRequest>(ApiKey::OffsetDelete);
         check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);

@@ -106,6 +106,8 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::OffsetFetch => now!(OffsetFetchRequest, api::offset_fetch::handle),
         ApiKey::DescribeGroups => now!(DescribeGroupsRequest, api::describe_groups::handle),
         ApiKey::ListGroups => now!(ListGroupsRequest, api::list_groups::handle),
+        ApiKey::DescribeTransactions => now!(DescribeTransactionsRequest, api::describe_transactions::handle),
+        ApiKey::ListTransactions => now!(ListTransactionsRequest, api::list_transactions::handle),
         ApiKey::DeleteGroups => now!(DeleteGroupsRequest, api::delete_groups::handle),
         ApiKey::OffsetDelete => now!(OffsetDeleteRequest, api::offset_delete::handle),
         ApiKey::DeleteRecords => now!(DeleteRecordsRequest, api::delete_records::handle),

@@ -20,6 +20,12 @@ pub enum Error {
     LimitExceeded,
     #[error("transaction log write failed")]
     Storage,
+    #[error("this node does not lead the transactional id's __transaction_state partition")]
+    NotCoordinator,
+    #[error("the transactional id's __transaction_state partition is still loading")]
+    CoordinatorLoadInProgress,
+    #[error("the transaction log's in-sync replicas are fewer than its min.insync.replicas")]
+    NotEnoughReplicas,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -38,8 +44,12 @@ impl Error {
             Error::InvalidRequest => ResponseError::InvalidRequest,
             // Not retriable: the client surfaces it instead of spinning.
             Error::LimitExceeded => ResponseError::PolicyViolation,
-            // Retriable for every transactional request: the client tries again.
-            Error::Storage => ResponseError::CoordinatorNotAvailable,
+            // Retriable for every transactional request: the client tries again
+            // (Kafka maps a failed or under-replicated log append the same way).
+            Error::Storage | Error::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
+            // The client looks the coordinator up again.
+            Error::NotCoordinator => ResponseError::NotCoordinator,
+            Error::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         };
         e.code()
     }

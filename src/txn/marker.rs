@@ -142,7 +142,7 @@ impl Step {
         match self {
             Step::Failed(e) => Err(e),
             Step::Offsets { partition } => {
-                broker.groups.complete_txn_offsets(partition, m.producer_id, m.producer_epoch, m.commit).await.map_err(MarkerError::Offsets)
+                broker.groups.complete_txn_offsets(partition, m.producer_id, m.producer_epoch, m.coordinator_epoch, m.commit).await.map_err(MarkerError::Offsets)
             }
             Step::Appended { partition, end_offset, leader } => wait_replicated(&partition, end_offset, &leader, deadline).await,
         }

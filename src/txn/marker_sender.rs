@@ -81,16 +81,22 @@ impl Channels {
 /// Writes `m` to every partition in `tps` (a transaction's partitions). Ok once each
 /// has it, or has moved past this producer epoch (INVALID_PRODUCER_EPOCH: Kafka too
 /// considers the marker no longer needed there), or its topic is gone. Err with the
-/// last failure when the attempt's time ran out, or at once when a partition has seen
-/// a newer coordinator (this one is fenced: its completion must not go on).
-pub async fn write_all(broker: &Arc<Broker>, tps: &[Tp], m: Marker) -> Result<(), MarkerError> {
+/// last failure when the attempt's time ran out, or CoordinatorFenced at once when a
+/// partition has seen a newer coordinator or `deposed()` says this node no longer
+/// coordinates the transaction (its completion must not go on).
+pub async fn write_all(broker: &Arc<Broker>, tps: &[Tp], m: Marker, deposed: &(dyn Fn() -> bool + Send + Sync)) -> Result<(), MarkerError> {
     let deadline = Instant::now() + ATTEMPT_BUDGET;
     let mut pending: Vec<Tp> = tps.to_vec();
     let mut backoff = FIRST_BACKOFF;
     loop {
+        if deposed() {
+            return Err(MarkerError::CoordinatorFenced);
+        }
         let image = broker.image();
-        // A topic deleted (or shrunk, never in Kafka) since it was added has no log to mark.
-        pending.retain(|(t, p)| t == crate::group::store::TOPIC || image.topic(t).is_some_and(|ti| usize::try_from(*p).is_ok_and(|i| i < ti.partitions.len())));
+        // A topic deleted (or shrunk, never in Kafka) since it was added has no log to
+        // mark. (`__consumer_offsets` is an image topic too: its partition's leader
+        // is the group coordinator that settles the staged offsets.)
+        pending.retain(|(t, p)| image.topic(t).is_some_and(|ti| usize::try_from(*p).is_ok_and(|i| i < ti.partitions.len())));
         if pending.is_empty() {
             return Ok(());
         }
@@ -100,12 +106,7 @@ pub async fn write_all(broker: &Arc<Broker>, tps: &[Tp], m: Marker) -> Result<()
         let mut last_err = MarkerError::NotLeaderOrFollower;
         let mut retry = Vec::new();
         for tp in pending.drain(..) {
-            let leader = if tp.0 == crate::group::store::TOPIC {
-                // Offsets live with the group coordinator.
-                Some(crate::api::cluster::coordinator(broker, &image).id)
-            } else {
-                image.topic(&tp.0).map(|t| t.partitions[tp.1 as usize].leader)
-            };
+            let leader = image.topic(&tp.0).map(|t| t.partitions[tp.1 as usize].leader);
             match leader {
                 Some(l) if l == me => local.push(tp),
                 Some(l) if l >= 0 && image.is_live(l) && image.brokers.contains_key(&l) => remote.entry(l).or_default().push(tp),

@@ -1,8 +1,18 @@
 //! The transaction coordinator (Kafka's `TransactionCoordinator`, transaction
-//! version 1, one node): transactional ids → producer id/epoch and the state of
-//! their current transaction ([`state`]), made durable in the transaction log
-//! ([`store`]) before any answer depends on it, and the writing of markers and
-//! transactional offsets that ends a transaction ([`complete`]).
+//! version 1): transactional ids → producer id/epoch and the state of their current
+//! transaction ([`state`]), made durable in the transaction log ([`store`]) before
+//! any answer depends on it, and the writing of markers and transactional offsets
+//! that ends a transaction ([`complete`]).
+//!
+//! Sharded as in Kafka, like the group coordinator: an id lives in the
+//! `__transaction_state` partition it hashes to (`coordinator::partition_for`), and
+//! this node coordinates the ids of the partitions it leads. Becoming leader of one
+//! loads its shard (replays the partition in the background, meanwhile its ids get
+//! COORDINATOR_LOAD_IN_PROGRESS, then finishes the transactions it left prepared);
+//! losing it unloads the shard; ids of shards led elsewhere get NOT_COORDINATOR.
+//! The partition's leader epoch is the coordinator epoch in the markers a shard
+//! writes, so a deposed coordinator's late markers are refused
+//! (TRANSACTION_COORDINATOR_FENCED) by partitions that saw a newer one.
 //!
 //! Neighbours: `api/{init_producer_id, add_partitions_to_txn, add_offsets_to_txn,
 //! end_txn, txn_offset_commit, produce}` call in; markers go to `log/` through the
@@ -61,68 +71,218 @@ impl Settings {
     }
 }
 
+/// One `__transaction_state` partition this node leads.
+enum Shard {
+    /// Being replayed (at this leader epoch): its ids are not served yet.
+    Loading { epoch: i32 },
+    Loaded(Arc<store::Store>),
+}
+
+impl Shard {
+    fn epoch(&self) -> i32 {
+        match self {
+            Shard::Loading { epoch } => *epoch,
+            Shard::Loaded(s) => s.leader_epoch(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shards {
+    /// `__transaction_state`'s partition count (0: it does not exist yet).
+    partitions: i32,
+    led: HashMap<i32, Shard>,
+}
+
+/// A state change appended to a shard's log: answered once it is replicated.
+pub struct Pending {
+    store: Arc<store::Store>,
+    end: i64,
+}
+
 pub struct TxnCoordinator {
-    /// transactional id → its state. Held only to find or insert an id.
+    /// transactional id → its state, for the ids of loaded shards. Held only to find
+    /// or insert an id.
     txns: RwLock<HashMap<String, Arc<Mutex<TxnMeta>>>>,
     /// Ids whose completion (markers, offsets) is running, so it runs once.
     completing: Mutex<HashSet<String>>,
     pub settings: Settings,
-    /// None in unit tests that need no durability.
-    store: Option<store::Store>,
+    /// The partitions this node leads. Lock order: this before `txns`.
+    shards: RwLock<Shards>,
     /// Connections to the other brokers that markers are sent to.
     channels: marker_sender::Channels,
 }
 
 impl TxnCoordinator {
-    /// A coordinator over the transaction log in `logs` (replayed now), or with none.
-    pub fn open(logs: Option<&Arc<crate::log::manager::LogManager>>, settings: Settings) -> std::result::Result<Arc<TxnCoordinator>, crate::log::Error> {
-        let store = logs.map(store::Store::open).transpose()?;
-        let mut txns = HashMap::new();
-        if let Some(s) = &store {
-            s.replay(|meta| {
-                txns.insert(meta.transactional_id.clone(), meta);
-            })?;
-        }
-        let txns = txns.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))).collect();
-        let this = TxnCoordinator { txns: RwLock::new(txns), completing: Mutex::new(HashSet::new()), settings, store, channels: Default::default() };
-        Ok(Arc::new(this))
+    /// A coordinator for a broker: it serves no id until `set_leadership` gives it shards.
+    pub fn sharded(settings: Settings) -> Arc<TxnCoordinator> {
+        Arc::new(TxnCoordinator {
+            txns: RwLock::new(HashMap::new()),
+            completing: Mutex::new(HashSet::new()),
+            settings,
+            shards: RwLock::new(Shards::default()),
+            channels: Default::default(),
+        })
     }
 
-    /// After the broker is up: finish transactions a crash left prepared, and start
-    /// the timeout ticker (which also retries completions that failed).
+    /// After the broker is up: start the timeout ticker (which also retries
+    /// completions that failed). Shards resume their prepared transactions as they load.
     pub fn start(broker: &Arc<Broker>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-        complete::resume_prepared(broker);
         rt.spawn(ticker(Arc::downgrade(broker), broker.txns.settings.abort_interval));
+    }
+
+    /// The shard of `id`, if this node coordinates it now: NOT_COORDINATOR if it does
+    /// not lead the id's partition (any more), COORDINATOR_LOAD_IN_PROGRESS while that
+    /// partition is loading.
+    pub fn access(&self, id: &str) -> Result<Arc<store::Store>> {
+        let shards = self.shards.read();
+        let p = crate::coordinator::partition_for(id, shards.partitions);
+        match shards.led.get(&p) {
+            None => Err(Error::NotCoordinator),
+            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
+            Some(Shard::Loaded(s)) if s.resigned() => Err(Error::NotCoordinator),
+            Some(Shard::Loaded(s)) => Ok(s.clone()),
+        }
+    }
+
+    /// Whether this node coordinates `id` now (see [`TxnCoordinator::access`]).
+    pub fn check(&self, id: &str) -> Result<()> {
+        self.access(id).map(|_| ())
+    }
+
+    /// The shard and state of an id this node coordinates. An id it does not know is
+    /// INVALID_PRODUCER_ID_MAPPING, as in Kafka.
+    fn entry(&self, id: &str) -> Result<(Arc<store::Store>, Arc<Mutex<TxnMeta>>)> {
+        let store = self.access(id)?;
+        let entry = self.get(id).ok_or(Error::InvalidProducerIdMapping)?;
+        Ok((store, entry))
+    }
+
+    /// The reconcile hook (`coordinator::reconciled`): load the shards this node now
+    /// leads (in the background), unload those it lost or leads at a new epoch.
+    pub fn set_leadership(self: &Arc<Self>, broker: &Arc<Broker>, image: &crate::metadata::Image, l: crate::coordinator::Leadership) {
+        let mut unload = Vec::new();
+        let mut load = Vec::new();
+        {
+            let mut s = self.shards.write();
+            if l.partitions > 0 {
+                s.partitions = l.partitions;
+            }
+            let stale: Vec<i32> = s.led.iter().filter(|(p, sh)| l.led.get(p).is_none_or(|n| n.epoch != sh.epoch())).map(|(p, _)| *p).collect();
+            for p in stale {
+                s.led.remove(&p);
+                unload.push(p);
+            }
+            for (p, led) in &l.led {
+                if !s.led.contains_key(p) {
+                    s.led.insert(*p, Shard::Loading { epoch: led.epoch });
+                    load.push((*p, led.clone()));
+                }
+            }
+        }
+        for p in unload {
+            self.unload(p);
+        }
+        if load.is_empty() {
+            return;
+        }
+        let min_isr = image
+            .topic(store::TOPIC)
+            .and_then(|t| t.configs.get("min.insync.replicas"))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
+        for (p, led) in load {
+            let weak = Arc::downgrade(broker);
+            let notify: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+                if let Some(b) = weak.upgrade() {
+                    b.replicas.notify_appended();
+                }
+            });
+            let store = store::Store::led(&broker.logs, p, &led, min_isr, notify);
+            let (tc, weak) = (self.clone(), Arc::downgrade(broker));
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || tc.load(&weak, store))),
+                Err(_) => tc.load(&weak, store),
+            }
+        }
+    }
+
+    /// Replay a shard and start serving its ids, unless leadership moved meanwhile;
+    /// then finish the transactions it left prepared (Kafka's coordinator does the
+    /// same when it becomes a partition's leader).
+    fn load(&self, broker: &Weak<Broker>, store: store::Store) {
+        let started = std::time::Instant::now();
+        let p = store.partition_index;
+        let mut metas: HashMap<String, TxnMeta> = HashMap::new();
+        if let Err(e) = store.replay(|m| {
+            metas.insert(m.transactional_id.clone(), m);
+        }) {
+            // Left Loading: clients retry; a new leadership retries the load.
+            tracing::error!(partition = p, error = %e, "loading a transaction coordinator shard failed");
+            return;
+        }
+        let store = Arc::new(store);
+        let prepared: Vec<String> = metas.values().filter(|m| m.state.is_preparing()).map(|m| m.transactional_id.clone()).collect();
+        {
+            let mut s = self.shards.write();
+            if !matches!(s.led.get(&p), Some(Shard::Loading { epoch }) if *epoch == store.leader_epoch()) {
+                return; // unloaded or superseded while replaying
+            }
+            let n = metas.len();
+            self.txns.write().extend(metas.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))));
+            s.led.insert(p, Shard::Loaded(store.clone()));
+            tracing::info!(partition = p, epoch = store.leader_epoch(), transactional_ids = n, prepared = prepared.len(), elapsed = ?started.elapsed(), "transaction coordinator shard loaded");
+        }
+        if let (Some(broker), false) = (broker.upgrade(), prepared.is_empty()) {
+            complete::resume(&broker, store, prepared);
+        }
+    }
+
+    /// Forget the ids of a shard this node no longer leads. Requests and completions
+    /// still holding them fail at their next write (the shard's leadership resigned).
+    fn unload(&self, partition: i32) {
+        let n = self.shards.read().partitions;
+        let mut txns = self.txns.write();
+        let before = txns.len();
+        txns.retain(|id, _| crate::coordinator::partition_for(id, n) != partition);
+        tracing::info!(partition, transactional_ids = before - txns.len(), "transaction coordinator shard unloaded");
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Mutex<TxnMeta>>> {
         self.txns.read().get(id).cloned()
     }
 
-    /// Snapshot of one id's state (DescribeTransactions, tests).
+    /// Snapshot of one id's state (tests, logs).
     pub fn describe(&self, id: &str) -> Option<TxnMeta> {
         self.get(id).map(|m| m.lock().clone())
     }
 
+    /// COORDINATOR_LOAD_IN_PROGRESS while any shard this node leads is loading
+    /// (ListTransactions would miss its ids).
+    pub fn loaded(&self) -> Result<()> {
+        if self.shards.read().led.values().any(|s| matches!(s, Shard::Loading { .. })) {
+            return Err(Error::CoordinatorLoadInProgress);
+        }
+        Ok(())
+    }
+
+    /// The ids of every shard this node has loaded.
     pub fn ids(&self) -> Vec<String> {
         self.txns.read().keys().cloned().collect()
     }
 
-    /// Appends `meta` to the transaction log (page cache). Returns the end offset to
-    /// wait for, None without a log.
-    fn persist(&self, meta: &TxnMeta) -> Result<Option<i64>> {
-        let Some(store) = &self.store else { return Ok(None) };
-        store.append(meta).map(Some).map_err(|e| {
-            tracing::error!(transactional_id = %meta.transactional_id, error = %e, "writing transaction state failed");
-            Error::Storage
-        })
+    /// Appends `meta` to its shard's log (page cache). Returns what to wait for.
+    fn persist(store: &Arc<store::Store>, meta: &TxnMeta) -> Result<Pending> {
+        let end = store.append(meta)?;
+        Ok(Pending { store: store.clone(), end })
     }
 
-    async fn wait_durable(&self, end: Option<i64>) -> Result<()> {
-        match (&self.store, end) {
-            (Some(store), Some(end)) if !store.wait_durable(end).await => Err(Error::Storage),
-            _ => Ok(()),
+    /// Waits until an appended state change is replicated.
+    async fn wait(p: Option<Pending>) -> Result<()> {
+        match p {
+            Some(p) => p.store.wait_replicated(p.end).await,
+            None => Ok(()),
         }
     }
 
@@ -146,11 +306,16 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || timeout_ms > this.settings.max_timeout_ms {
             return Err(Error::InvalidTransactionTimeout);
         }
+        let store = this.access(id)?;
         let entry = match this.get(id) {
             Some(e) => e,
             None => {
                 let pid = alloc().await?;
                 let mut txns = this.txns.write();
+                // Unloaded while the id was allocated: its ids are no longer ours to add.
+                if store.resigned() {
+                    return Err(Error::NotCoordinator);
+                }
                 if txns.len() >= MAX_TRANSACTIONAL_IDS && !txns.contains_key(id) {
                     return Err(Error::LimitExceeded);
                 }
@@ -159,17 +324,17 @@ impl TxnCoordinator {
         };
         let needs_new_id = entry.lock().needs_new_id();
         let fresh = if needs_new_id { Some(alloc().await?) } else { None };
-        let (outcome, end) = {
+        let (outcome, pending) = {
             let mut m = entry.lock();
             let before = m.clone();
             let outcome = m.init(timeout_ms, expected, fresh);
-            let end = match &outcome {
-                Ok(_) if *m != before => this.persist(&m).inspect_err(|_| *m = before)?,
+            let pending = match &outcome {
+                Ok(_) if *m != before => Some(Self::persist(&store, &m).inspect_err(|_| *m = before)?),
                 _ => None,
             };
-            (outcome?, end)
+            (outcome?, pending)
         };
-        this.wait_durable(end).await?;
+        Self::wait(pending).await?;
         match outcome {
             InitOutcome::Ready { producer_id, producer_epoch } => Ok((producer_id, producer_epoch)),
             InitOutcome::FencedOngoing => {
@@ -181,24 +346,24 @@ impl TxnCoordinator {
 
     /// AddPartitionsToTxn (`group` None) or AddOffsetsToTxn (`partitions` empty).
     pub async fn add(&self, id: &str, producer_id: i64, producer_epoch: i16, partitions: &[(String, i32)], group: Option<&str>) -> Result<()> {
-        let entry = self.get(id).ok_or(Error::InvalidProducerIdMapping)?;
-        let end = {
+        let (store, entry) = self.entry(id)?;
+        let pending = {
             let mut m = entry.lock();
             let before = m.clone();
             if m.add(producer_id, producer_epoch, partitions, group, crate::log::system_time_ms())? {
-                self.persist(&m).inspect_err(|_| *m = before)?
+                Some(Self::persist(&store, &m).inspect_err(|_| *m = before)?)
             } else {
                 None
             }
         };
-        self.wait_durable(end).await
+        Self::wait(pending).await
     }
 
     /// TxnOffsetCommit, when this node also coordinates the transaction: the producer
     /// must be current and its open transaction must have added the group. (The
     /// offsets themselves go to the group's log: `group::txn_marker`.)
     pub fn check_offset_commit(&self, id: &str, producer_id: i64, producer_epoch: i16, group: &str) -> Result<()> {
-        let entry = self.get(id).ok_or(Error::InvalidProducerIdMapping)?;
+        let (_, entry) = self.entry(id)?;
         let mut m = entry.lock();
         m.stage_offsets(producer_id, producer_epoch, group, Vec::new())
     }
@@ -206,16 +371,16 @@ impl TxnCoordinator {
     /// EndTxn: prepare durably, then write markers (and offsets) and complete.
     pub async fn end_txn(broker: &Arc<Broker>, id: &str, producer_id: i64, producer_epoch: i16, commit: bool) -> Result<()> {
         let this = &broker.txns;
-        let entry = this.get(id).ok_or(Error::InvalidProducerIdMapping)?;
-        let end = {
+        let (store, entry) = this.entry(id)?;
+        let pending = {
             let mut m = entry.lock();
             let before = m.clone();
             match m.end(producer_id, producer_epoch, commit)? {
                 EndOutcome::AlreadyDone => return Ok(()),
-                EndOutcome::Prepared => this.persist(&m).inspect_err(|_| *m = before)?,
+                EndOutcome::Prepared => Self::persist(&store, &m).inspect_err(|_| *m = before)?,
             }
         };
-        this.wait_durable(end).await?;
+        Self::wait(Some(pending)).await?;
         // Run apart from the request: a client that disconnects must not leave the
         // transaction half-completed.
         match complete::spawn(broker, id) {
@@ -227,8 +392,16 @@ impl TxnCoordinator {
     /// Produce of a transactional batch: runs `append` only if the partition was added
     /// to the producer's open transaction, with the id's lock held so the transaction
     /// cannot end (and its markers be written) between the check and the append.
+    /// When this node does not coordinate `id` (or its shard is still loading), the
+    /// state is not here to check against: `append` runs unverified, as Kafka's does
+    /// without KIP-890's verification (`transaction.partition.verification.enable=false`).
+    /// Gap: a late retry can then land after the transaction's marker (a "hanging"
+    /// transaction).
     pub fn with_open_txn<T>(&self, id: &str, producer_id: i64, producer_epoch: i16, topic: &str, partition: i32, append: impl FnOnce() -> std::result::Result<T, i16>) -> std::result::Result<T, i16> {
         use crate::protocol::ResponseError as R;
+        if self.check(id).is_err() {
+            return append();
+        }
         let entry = self.get(id).ok_or(R::InvalidProducerIdMapping.code())?;
         let m = entry.lock();
         if producer_id != m.producer_id {
@@ -244,12 +417,14 @@ impl TxnCoordinator {
         append()
     }
 
-    /// Ongoing transactions past their timeout are fenced (epoch bump) and aborted.
+    /// Ongoing transactions past their timeout are fenced (epoch bump) and aborted;
+    /// only those of shards this node leads now (they are the only ones it holds).
     fn expire(broker: &Arc<Broker>, now_ms: i64) {
         let this = &broker.txns;
-        let entries: Vec<_> = this.txns.read().values().cloned().collect();
-        for entry in entries {
-            let (id, end) = {
+        let entries: Vec<_> = this.txns.read().iter().map(|(id, e)| (id.clone(), e.clone())).collect();
+        for (id, entry) in entries {
+            let Ok(store) = this.access(&id) else { continue };
+            let pending = {
                 let mut m = entry.lock();
                 if !m.timed_out(now_ms) {
                     continue;
@@ -257,8 +432,8 @@ impl TxnCoordinator {
                 let before = m.clone();
                 m.fence_and_abort();
                 tracing::info!(transactional_id = %m.transactional_id, epoch = m.producer_epoch, "aborting timed-out transaction");
-                match this.persist(&m) {
-                    Ok(end) => (m.transactional_id.clone(), end),
+                match Self::persist(&store, &m) {
+                    Ok(p) => p,
                     Err(_) => {
                         *m = before;
                         continue;
@@ -267,7 +442,7 @@ impl TxnCoordinator {
             };
             let broker = broker.clone();
             tokio::spawn(async move {
-                if broker.txns.wait_durable(end).await.is_ok() {
+                if Self::wait(Some(pending)).await.is_ok() {
                     complete::spawn(&broker, &id);
                 }
             });

@@ -39,6 +39,16 @@ async fn open(dir: &std::path::Path) -> Arc<Broker> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(broker.groups.check("g"), Ok(()));
+    // Likewise the transaction coordinator, once its shards are loaded.
+    assert!(crate::coordinator::topic::ensure_txn_topic(&broker).await);
+    broker.replicas.ensure_current(&broker);
+    for _ in 0..500 {
+        if ["tx", "open", "prepared"].iter().all(|id| broker.txns.check(id).is_ok()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(broker.txns.check("tx"), Ok(()));
     broker
 }
 
@@ -172,13 +182,13 @@ async fn restart_keeps_open_transactions_open_and_finishes_prepared_ones() {
     b.txns.add("prepared", c.0, c.1, &[tp(1)], None).await.unwrap();
     produce(&b, "prepared", c, 1, 0, 2).await.unwrap();
     // Crash right after PrepareCommit was logged, before any marker.
-    let end = {
-        let entry = b.txns.get("prepared").unwrap();
+    let pending = {
+        let (store, entry) = b.txns.entry("prepared").unwrap();
         let mut m = entry.lock();
         assert_eq!(m.end(c.0, c.1, true), Ok(EndOutcome::Prepared));
-        b.txns.persist(&m).unwrap()
+        TxnCoordinator::persist(&store, &m).unwrap()
     };
-    b.txns.wait_durable(end).await.unwrap();
+    TxnCoordinator::wait(Some(pending)).await.unwrap();
     drop(b);
 
     let b = open(dir.path()).await;
@@ -239,4 +249,91 @@ async fn markers_need_the_leader_here() {
     assert!(matches!(step, Step::Appended { .. }));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     assert_eq!(step.finish(&b, &m, deadline).await, Ok(()));
+}
+
+/// Pure sharding: an id is served only by the loaded shard it hashes to; a loading
+/// shard answers COORDINATOR_LOAD_IN_PROGRESS; unloading forgets just its ids.
+#[test]
+fn ids_are_served_by_the_loaded_shard_they_hash_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
+    let tc = TxnCoordinator::sharded(Settings { max_timeout_ms: 1000, abort_interval: Duration::from_secs(1) });
+    let n = 4;
+    let ids: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+    let mine = ids.iter().find(|i| crate::coordinator::partition_for(i, n) == 1).unwrap().clone();
+    let other = ids.iter().find(|i| crate::coordinator::partition_for(i, n) == 2).unwrap().clone();
+    assert_eq!(tc.check(&mine), Err(Error::NotCoordinator), "no shard at all");
+    tc.shards.write().partitions = n;
+    tc.shards.write().led.insert(1, Shard::Loading { epoch: 3 });
+    assert_eq!(tc.check(&mine), Err(Error::CoordinatorLoadInProgress));
+    assert_eq!(tc.check(&other), Err(Error::NotCoordinator));
+    tc.shards.write().led.insert(1, Shard::Loaded(Arc::new(store::Store::standalone(&logs, 1).unwrap())));
+    assert_eq!(tc.check(&mine), Ok(()));
+    assert_eq!(tc.check(&other), Err(Error::NotCoordinator));
+    for id in [&mine, &other] {
+        tc.txns.write().insert(id.clone(), Arc::new(Mutex::new(TxnMeta::new(id, 1, 1000))));
+    }
+    // Known here but not coordinated here: not served.
+    assert_eq!(tc.entry(&other).err(), Some(Error::NotCoordinator));
+    assert!(tc.entry(&mine).is_ok());
+    tc.shards.write().led.remove(&1);
+    tc.unload(1);
+    assert_eq!(tc.ids(), vec![other.clone()]);
+    assert_eq!(tc.check(&mine), Err(Error::NotCoordinator));
+    logs.close().unwrap();
+}
+
+/// A new leader epoch of the id's `__transaction_state` partition (same node) unloads
+/// the shard and loads it again from the log: the open transaction survives, the old
+/// shard can no longer write, and the markers carry the new epoch as coordinator
+/// epoch, so a marker from the old one is refused (TRANSACTION_COORDINATOR_FENCED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_epoch_reloads_the_shard_and_fences_the_old_coordinator() {
+    use crate::metadata::MetadataRecord;
+    use marker::{Marker, MarkerError, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path()).await;
+    let id = init(&b, "tx").await.unwrap();
+    b.txns.add("tx", id.0, id.1, &[tp(0)], None).await.unwrap();
+    produce(&b, "tx", id, 0, 0, 2).await.unwrap();
+    let old = b.txns.access("tx").unwrap();
+    let old_epoch = old.leader_epoch();
+
+    let t = b.image().topic(crate::coordinator::TXN_TOPIC).unwrap().clone();
+    let index = crate::coordinator::partition_for("tx", t.partitions.len() as i32);
+    let pi = t.partitions[index as usize].clone();
+    let store = b.metadata.clone();
+    tokio::task::spawn_blocking(move || {
+        store.propose(|_| {
+            Ok(vec![MetadataRecord::Partition {
+                topic_id: t.id,
+                partition: index,
+                leader: pi.leader,
+                leader_epoch: pi.leader_epoch + 1,
+                replicas: pi.replicas.clone(),
+                isr: pi.isr.clone(),
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            }])
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    b.replicas.ensure_current(&b);
+    settle("shard reloaded at the new epoch", || b.txns.access("tx").is_ok_and(|s| s.leader_epoch() == old_epoch + 1)).await;
+    assert!(old.resigned());
+    assert_eq!(old.append(&b.txns.describe("tx").unwrap()), Err(Error::NotCoordinator));
+    assert_eq!(b.txns.describe("tx").unwrap().state, TxnState::Ongoing, "replayed from the log");
+
+    TxnCoordinator::end_txn(&b, "tx", id.0, id.1, true).await.unwrap();
+    let p0 = partition(&b, 0);
+    assert_eq!((p0.last_stable_offset(), p0.high_watermark()), (3, 3));
+    let stale = Marker { producer_id: id.0, producer_epoch: id.1, coordinator_epoch: old_epoch, commit: false };
+    match marker::append(&b, TOPIC, 0, &stale) {
+        Step::Failed(e) => assert_eq!(e, MarkerError::CoordinatorFenced),
+        _ => panic!("a marker of the old coordinator epoch was appended"),
+    }
+    let current = Marker { coordinator_epoch: old_epoch + 1, ..stale };
+    assert!(matches!(marker::append(&b, TOPIC, 0, &current), Step::Appended { .. }), "the same epoch is accepted (a retried marker)");
 }

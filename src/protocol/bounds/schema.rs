@@ -645,6 +645,17 @@ const DESCRIBE_PRODUCERS_TOPICS: &[Field] = &[
 ];
 const DESCRIBE_PRODUCERS: &[Field] = &[f("Topics", Array(DESCRIBE_PRODUCERS_TOPICS), 0, MAX)];
 
+// DescribeTransactionsRequest
+const DESCRIBE_TRANSACTIONS: &[Field] = &[f("TransactionalIds", ArrayOf(&String), 0, MAX)];
+
+// ListTransactionsRequest
+const LIST_TRANSACTIONS: &[Field] = &[
+    f("StateFilters", ArrayOf(&String), 0, MAX),
+    f("ProducerIdFilters", ArrayOf(&Int64), 0, MAX),
+    f("DurationFilter", Int64, 1, MAX),
+    f("TransactionalIdPattern", String, 2, MAX).null(2, MAX),
+];
+
 // ConsumerGroupHeartbeatRequest
 const CONSUMER_GROUP_HEARTBEAT_TOPIC_PARTITIONS: &[Field] = &[
     f("TopicId", Uuid, 0, MAX),
@@ -734,6 +745,8 @@ pub(super) static MESSAGES: &[Message] = &[
     msg(55, "DescribeQuorumRequest", 0, 2, 0, DESCRIBE_QUORUM),
     msg(60, "DescribeClusterRequest", 0, 2, 0, DESCRIBE_CLUSTER), // newer than snapshot; see header. Snapshot max 1
     msg(61, "DescribeProducersRequest", 0, 0, 0, DESCRIBE_PRODUCERS),
+    msg(65, "DescribeTransactionsRequest", 0, 0, 0, DESCRIBE_TRANSACTIONS),
+    msg(66, "ListTransactionsRequest", 0, 2, 0, LIST_TRANSACTIONS),
     msg(
         68,
         "ConsumerGroupHeartbeatRequest",
