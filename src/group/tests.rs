@@ -442,7 +442,10 @@ async fn txn_offsets_replay_with_their_markers() {
     let dir = tempfile::tempdir().unwrap();
     let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
     let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
-    let c = |o| Committed { offset: o, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 1 };
+    // Committed now: the coordinator's ticker expires offsets older than the retention
+    // at once (it first runs as the coordinator opens), which an epoch-old commit is.
+    let now = crate::log::system_time_ms();
+    let c = |o| Committed { offset: o, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: now };
     let t0: Tp = ("t".into(), 0);
     let t1: Tp = ("t".into(), 1);
     gc.commit_offsets("g", who("", -1), vec![(t0.clone(), c(1))]).unwrap().await.unwrap();
