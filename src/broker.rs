@@ -38,6 +38,10 @@ pub struct Broker {
     pub txns: Arc<crate::txn::TxnCoordinator>,
     /// Leader and follower roles of this node's partition replicas (`replication/`).
     pub replicas: crate::replication::ReplicaManager,
+    /// Internal topics this broker is creating now (`coordinator::topic`): one creation
+    /// each at a time. Per broker, not per process: tests run many brokers in one
+    /// process, and one broker's stalled creation must not hold back another's.
+    pub creating_internal: parking_lot::Mutex<std::collections::HashSet<&'static str>>,
 }
 
 impl Broker {
@@ -63,7 +67,7 @@ impl Broker {
         let groups = crate::group::GroupCoordinator::sharded(limits, config.offset_metadata_max_bytes);
         let txns = crate::txn::TxnCoordinator::sharded(crate::txn::Settings::from_config(&config));
         let replicas = crate::replication::ReplicaManager::new(config.node_id, crate::replication::Settings::from_config(&config));
-        let broker = Arc::new(Broker { config, identity, metadata, membership, logs, producer_ids: Default::default(), groups, txns, replicas });
+        let broker = Arc::new(Broker { config, identity, metadata, membership, logs, producer_ids: Default::default(), groups, txns, replicas, creating_internal: Default::default() });
         broker.replicas.attach(&broker);
         let image = broker.metadata.image();
         // Only the image's partitions are kept. An upgraded data dir's local,

@@ -3,18 +3,13 @@
 //! Until it exists and the key's partition has a live leader, FindCoordinator
 //! answers COORDINATOR_NOT_AVAILABLE and clients retry.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, LazyLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use crate::api::topics::{self, NewTopic};
 use crate::broker::Broker;
 use crate::protocol::ResponseError;
-
-/// Internal topics whose creation is under way in this process (one creation at a time).
-static CREATING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
 
 /// How long a FindCoordinator waits for a creation it started before answering
 /// COORDINATOR_NOT_AVAILABLE: long enough that a one-node cluster answers the first
@@ -92,7 +87,7 @@ async fn ensure(broker: &Arc<Broker>, t: NewTopic) -> bool {
         tracing::info!(topic = name, live, replication_factor = t.replication_factor, "not creating an internal topic until enough brokers are live");
         return false;
     }
-    if CREATING.lock().insert(name.to_string()) {
+    if broker.creating_internal.lock().insert(name) {
         let b = broker.clone();
         tokio::spawn(async move {
             match topics::create_internal(&b, t).await {
@@ -100,7 +95,7 @@ async fn ensure(broker: &Arc<Broker>, t: NewTopic) -> bool {
                 Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
                 Err(e) => tracing::warn!(topic = name, error = %e.message, "creating internal topic failed"),
             }
-            CREATING.lock().remove(name);
+            b.creating_internal.lock().remove(name);
         });
     }
     let deadline = tokio::time::Instant::now() + CREATE_WAIT;
