@@ -49,7 +49,7 @@ impl From<crate::controller::placement::PlacementError> for CreateError {
 }
 
 /// Leader, ISR and replicas of each new partition `first..first + count`: the manual
-/// `assignments` if given (checked), else Kafka's spread over the live brokers.
+/// `assignments` if given (checked), else Kafka's spread over the live brokers (and their racks).
 pub fn place(image: &Image, first: i32, count: i32, replication_factor: i16, assignments: Option<&[Vec<i32>]>, expected_rf: Option<usize>) -> Result<Vec<PartitionImage>, CreateError> {
     use crate::controller::placement;
     let replicas = match assignments {
@@ -58,8 +58,8 @@ pub fn place(image: &Image, first: i32, count: i32, replication_factor: i16, ass
             a.to_vec()
         }
         None => {
-            let live: Vec<i32> = image.live_brokers().iter().map(|b| b.id).collect();
-            placement::assign(&live, count, replication_factor, first, placement::random_seed())?
+            let live: Vec<placement::Candidate> = image.live_brokers().iter().map(|b| placement::Candidate { id: b.id, rack: b.rack.as_deref() }).collect();
+            placement::place_replicas(&live, count, replication_factor, first, placement::random_seed())?
         }
     };
     Ok(replicas.into_iter().map(|r| placement::new_partition(r, |b| image.is_live(b))).collect())

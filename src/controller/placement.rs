@@ -1,9 +1,11 @@
-//! Where a new partition's replicas go: Kafka's rack-unaware assignment over the
-//! live brokers (a random broker leads partition 0, leaders then go round-robin,
-//! and followers sit at a shift that grows every full round, so partitions led
-//! by one broker spread their followers over the others), and the checks on a
-//! manual assignment. Pure functions; CreateTopics and CreatePartitions call them
-//! inside their proposal, on the image they commit against.
+//! Where a new partition's replicas go: Kafka's assignment over the live brokers (a
+//! random broker leads partition 0, leaders then go round-robin, and followers sit at
+//! a shift that grows every full round, so partitions led by one broker spread their
+//! followers over the others), rack-aware when brokers have a `broker.rack` (the
+//! brokers are interleaved by rack and a follower is skipped while its rack already
+//! holds a replica and another rack holds none), and the checks on a manual
+//! assignment. Pure functions; CreateTopics and CreatePartitions call them inside
+//! their proposal, on the image they commit against.
 
 use crate::metadata::PartitionImage;
 
@@ -17,20 +19,43 @@ pub enum PlacementError {
     Assignment(String),
 }
 
+/// A live broker as placement sees it: its id and `broker.rack` (None: no rack, which
+/// counts as a rack of its own, as in Kafka's KRaft placer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate<'a> {
+    pub id: i32,
+    pub rack: Option<&'a str>,
+}
+
 /// Replicas for partitions `first_partition..first_partition + count`, `replication_factor`
-/// each, over `live` (broker ids, sorted). `seed` picks the start broker and the
-/// first follower shift (callers pass something random; tests pass constants).
-pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
+/// each, over `live` (sorted by id). `seed` picks the start broker and the first
+/// follower shift (callers pass something random; tests pass constants). When any
+/// broker has a rack, replicas are spread over racks ([`assign_rack_aware`]).
+pub fn place_replicas(live: &[Candidate], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
+    if live.iter().any(|c| c.rack.is_some()) {
+        assign_rack_aware(live, count, replication_factor, first_partition, seed)
+    } else {
+        assign(&live.iter().map(|c| c.id).collect::<Vec<_>>(), count, replication_factor, first_partition, seed)
+    }
+}
+
+fn check_replication_factor(replication_factor: i16, brokers: usize) -> Result<usize, PlacementError> {
     if replication_factor < 1 {
         return Err(PlacementError::ReplicationFactor("Replication factor must be larger than 0, or -1 to use the default value.".into()));
     }
     let rf = replication_factor as usize;
-    let n = live.len();
-    if rf > n {
+    if rf > brokers {
         return Err(PlacementError::ReplicationFactor(format!(
-            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {n} broker(s) are registered."
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
         )));
     }
+    Ok(rf)
+}
+
+/// Rack-unaware placement over `live` (broker ids, sorted); see [`place_replicas`].
+pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
+    let rf = check_replication_factor(replication_factor, live.len())?;
+    let n = live.len();
     let start = (seed % n as u64) as usize;
     let mut shift = ((seed >> 32) % n as u64) as usize;
     let mut out = Vec::with_capacity(count.max(0) as usize);
@@ -44,6 +69,59 @@ pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition
         // Followers at distinct offsets 1..n-1 from the leader, so never a duplicate.
         replicas.extend((0..rf - 1).map(|j| live[(first + 1 + (shift + j) % (n - 1)) % n]));
         out.push(replicas);
+    }
+    Ok(out)
+}
+
+/// `live` interleaved by rack: the first broker (lowest id) of each rack, racks in
+/// name order (no rack first), then the second of each, and so on. Consecutive
+/// brokers of this list are in different racks wherever the racks allow it.
+fn rack_alternated<'a>(live: &[Candidate<'a>]) -> Vec<Candidate<'a>> {
+    let mut racks: std::collections::BTreeMap<Option<&str>, Vec<Candidate<'a>>> = std::collections::BTreeMap::new();
+    for c in live {
+        racks.entry(c.rack).or_default().push(*c);
+    }
+    for brokers in racks.values_mut() {
+        brokers.sort_by_key(|c| c.id);
+    }
+    let deepest = racks.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest).flat_map(|i| racks.values().filter_map(move |b| b.get(i).copied())).collect()
+}
+
+/// Rack-aware placement: leaders and the follower shift go as in [`assign`], over the
+/// rack-alternated broker list; a follower candidate is passed over while its rack
+/// already holds a replica of the partition and some rack holds none, so a partition
+/// spans min(replication factor, racks) racks. Brokers are never repeated.
+pub fn assign_rack_aware(live: &[Candidate], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
+    let rf = check_replication_factor(replication_factor, live.len())?;
+    let arranged = rack_alternated(live);
+    let n = arranged.len();
+    let num_racks = arranged.iter().map(|c| c.rack).collect::<std::collections::BTreeSet<_>>().len();
+    let start = (seed % n as u64) as usize;
+    let mut shift = ((seed >> 32) % n as u64) as usize;
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    for p in first_partition.max(0)..first_partition.max(0) + count {
+        let p = p as usize;
+        if p > 0 && p.is_multiple_of(n) {
+            shift += 1;
+        }
+        let first = (p + start) % n;
+        let mut replicas = vec![arranged[first]];
+        // Candidates walk the other brokers from the leader's shift on; within any n - 1
+        // steps each other broker comes up once, and while fewer than rf are chosen one
+        // of them is acceptable (an unchosen broker; in an unused rack while one exists).
+        let mut k = 0;
+        while replicas.len() < rf {
+            let c = arranged[(first + 1 + (shift * num_racks + k) % (n - 1)) % n];
+            k += 1;
+            let racks_used: std::collections::BTreeSet<_> = replicas.iter().map(|r| r.rack).collect();
+            let rack_ok = !racks_used.contains(&c.rack) || racks_used.len() == num_racks;
+            if rack_ok && !replicas.iter().any(|r| r.id == c.id) {
+                replicas.push(c);
+            }
+            assert!(k <= rf * n, "rack-aware placement found no replica for partition {p}");
+        }
+        out.push(replicas.iter().map(|c| c.id).collect());
     }
     Ok(out)
 }
@@ -124,6 +202,52 @@ mod tests {
         assert_eq!(assign(&[7], 3, 1, 0, 99).unwrap(), vec![vec![7]; 3]);
         // Partitions added later continue the round-robin from their index.
         assert_eq!(assign(&[1, 2, 3], 1, 1, 4, 0).unwrap(), vec![vec![2]]);
+    }
+
+    fn racked<'a>(brokers: &[(i32, Option<&'a str>)]) -> Vec<Candidate<'a>> {
+        brokers.iter().map(|&(id, rack)| Candidate { id, rack }).collect()
+    }
+
+    #[test]
+    fn brokers_are_interleaved_by_rack() {
+        let live = racked(&[(1, Some("b")), (2, Some("a")), (3, Some("a")), (4, Some("b")), (5, Some("c")), (6, None)]);
+        let ids: Vec<i32> = rack_alternated(&live).iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![6, 2, 1, 5, 3, 4]);
+    }
+
+    #[test]
+    fn rack_aware_placement_spans_racks() {
+        let racks_of = |live: &[Candidate], r: &[i32]| -> std::collections::BTreeSet<Option<String>> {
+            r.iter().map(|b| live.iter().find(|c| c.id == *b).unwrap().rack.map(str::to_string)).collect()
+        };
+        // Uneven racks: a has 3 brokers, b has 2, c has 1.
+        let live = racked(&[(1, Some("a")), (2, Some("a")), (3, Some("a")), (4, Some("b")), (5, Some("b")), (6, Some("c"))]);
+        for seed in [0u64, 1, 7, 3 << 32, u64::MAX] {
+            for rf in 1..=6i16 {
+                let a = assign_rack_aware(&live, 24, rf, 0, seed).unwrap();
+                assert_eq!(a.len(), 24);
+                for r in &a {
+                    assert_eq!(r.len(), rf as usize);
+                    let mut s = r.clone();
+                    s.sort();
+                    s.dedup();
+                    assert_eq!(s.len(), rf as usize, "distinct brokers: {r:?}");
+                    assert_eq!(racks_of(&live, r).len(), (rf as usize).min(3), "rf {rf} seed {seed}: {r:?} spans every rack it can");
+                }
+                // Leaders round-robin over all six brokers.
+                for b in 1..=6 {
+                    assert_eq!(a.iter().filter(|r| r[0] == b).count(), 4, "{a:?}");
+                }
+            }
+        }
+        // Two racks, RF 2: every partition has one replica in each rack.
+        let live = racked(&[(1, Some("x")), (2, Some("x")), (3, Some("y")), (4, Some("y"))]);
+        let a = place_replicas(&live, 8, 2, 0, 5).unwrap();
+        assert!(a.iter().all(|r| racks_of(&live, r).len() == 2), "{a:?}");
+        // No broker with a rack: the rack-unaware placement, unchanged.
+        let bare = racked(&[(1, None), (2, None), (3, None)]);
+        assert_eq!(place_replicas(&bare, 6, 2, 0, 9).unwrap(), assign(&[1, 2, 3], 6, 2, 0, 9).unwrap());
+        assert!(matches!(assign_rack_aware(&live, 1, 5, 0, 0), Err(PlacementError::ReplicationFactor(_))));
     }
 
     #[test]
