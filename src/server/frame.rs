@@ -29,18 +29,29 @@ pub const SPLICE_MIN_BYTES: usize = 4096;
 
 /// The largest record set that can stay in its file (a larger one is read into memory):
 /// the size of the zero buffer placeholders are cut from. It is in `.bss` and never
-/// touched, so it costs address space, not memory.
+/// touched, so it costs address space, not memory (nor binary size).
 pub const PLACEHOLDER_MAX_BYTES: usize = 256 << 20;
-static ZEROS: [u8; PLACEHOLDER_MAX_BYTES] = [0; PLACEHOLDER_MAX_BYTES];
+
+/// An immutable zero `static` would go to `.rodata`, i.e. into the binary; interior
+/// mutability puts it in `.bss`. Nothing ever writes it.
+struct Zeros(std::cell::UnsafeCell<[u8; PLACEHOLDER_MAX_BYTES]>);
+// SAFETY: never written, so shared reads from any thread are fine.
+unsafe impl Sync for Zeros {}
+static ZEROS: Zeros = Zeros(std::cell::UnsafeCell::new([0; PLACEHOLDER_MAX_BYTES]));
+
+fn zeros() -> &'static [u8; PLACEHOLDER_MAX_BYTES] {
+    // SAFETY: no `&mut` to ZEROS is ever made (see `Zeros`).
+    unsafe { &*ZEROS.0.get() }
+}
 
 /// Stands in, in a response, for a record set of `len` bytes left in its file; `None`
 /// when too large for one.
 pub fn placeholder(len: usize) -> Option<Bytes> {
-    (len <= PLACEHOLDER_MAX_BYTES).then(|| Bytes::from_static(&ZEROS[..len]))
+    (len <= PLACEHOLDER_MAX_BYTES).then(|| Bytes::from_static(&zeros()[..len]))
 }
 
 fn is_placeholder(b: &Bytes) -> bool {
-    b.as_ptr() == ZEROS.as_ptr()
+    b.as_ptr() == zeros().as_ptr()
 }
 
 /// A piece of a response frame.
