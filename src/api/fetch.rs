@@ -19,16 +19,24 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 
+use bytes::Bytes;
+
 use super::{RequestContext, leader_partition_state, log_error_code};
 use crate::broker::Broker;
+use crate::log::FileSlice;
 use crate::protocol::ResponseError;
+use crate::server::frame::{SPLICE_MIN_BYTES, placeholder};
 
 /// A long-poll never waits longer than this, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 /// `isolation_level` 1: only committed transactional data (Fetch v4+).
 const READ_COMMITTED: i8 = 1;
 
-pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = FetchResponse> + Send + 'static {
+/// The response, with the file ranges its record-set placeholders stand for (in
+/// partition order; see [`crate::server::frame`]).
+pub type FetchReply = (FetchResponse, Vec<FileSlice>);
+
+pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = FetchReply> + Send + 'static {
     let broker = ctx.broker.clone();
     let v = ctx.api_version;
     async move {
@@ -40,10 +48,10 @@ pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = F
         loop {
             progress.borrow_and_update();
             appended.borrow_and_update();
-            let (resp, bytes) = read_all(&broker, &req, v, replica);
+            let (resp, files, bytes) = read_all(&broker, &req, v, replica);
             let has_error = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
             if bytes >= req.min_bytes.max(1) as usize || has_error || tokio::time::Instant::now() >= deadline {
-                return resp;
+                return (resp, files);
             }
             // Woken by any partition's progress (a follower also by any append);
             // re-read and re-check min_bytes.
@@ -58,7 +66,8 @@ pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = F
                 }
             };
             if tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return read_all(&broker, &req, v, replica).0;
+                let (resp, files, _) = read_all(&broker, &req, v, replica);
+                return (resp, files);
             }
         }
     }
@@ -69,7 +78,10 @@ fn replica_id(req: &FetchRequest, v: i16) -> i32 {
     if v >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 }
 }
 
-fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (FetchResponse, usize) {
+/// Consumers' record sets are left in the segment files (sent from there when the
+/// response is written) unless small or too large for a placeholder; followers' are read.
+fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (FetchResponse, Vec<FileSlice>, usize) {
+    let mut files = Vec::new();
     let image = broker.image();
     let mut budget = if req.max_bytes <= 0 { 0 } else { req.max_bytes as usize };
     let mut total = 0usize;
@@ -113,22 +125,34 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
             // past the limits, so a large record can never stall a consumer.
             let min_one = total == 0;
             let read = if req.isolation_level == READ_COMMITTED {
-                p.read_committed(fp.fetch_offset, part_max, min_one).map(|c| {
+                p.read_committed_slice(fp.fetch_offset, part_max, min_one).map(|c| {
                     pd.last_stable_offset = c.last_stable_offset;
                     let aborted = c.aborted.iter().map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset));
                     pd.aborted_transactions = Some(aborted.collect());
                     c.read
                 })
             } else {
-                p.read(fp.fetch_offset, part_max, min_one)
+                p.read_slice(fp.fetch_offset, part_max, min_one)
             };
-            match read {
-                Ok(r) => {
-                    let n = r.records.len();
+            let records = read.and_then(|r| {
+                pd.log_start_offset = r.log_start_offset;
+                match r.records {
+                    None => Ok(Bytes::new()),
+                    Some(slice) => match placeholder(slice.len()).filter(|_| slice.len() >= SPLICE_MIN_BYTES) {
+                        Some(stand_in) => {
+                            files.push(slice);
+                            Ok(stand_in)
+                        }
+                        None => slice.read().map_err(crate::log::Error::from),
+                    },
+                }
+            });
+            match records {
+                Ok(records) => {
+                    let n = records.len();
                     total += n;
                     budget = budget.saturating_sub(n);
-                    pd.log_start_offset = r.log_start_offset;
-                    pd.records = Some(r.records);
+                    pd.records = Some(records);
                 }
                 Err(e) => pd.error_code = log_error_code(&e),
             }
@@ -136,7 +160,7 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
         }
         topics.push(out);
     }
-    (FetchResponse::default().with_responses(topics), total)
+    (FetchResponse::default().with_responses(topics), files, total)
 }
 
 /// A follower's fetch of one partition this node leads: the divergence check, the

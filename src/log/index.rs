@@ -154,7 +154,6 @@ impl OffsetIndex {
         &self.inner.path
     }
 
-    #[cfg(test)]
     pub fn entries(&self) -> usize {
         self.inner.entries
     }

@@ -246,6 +246,12 @@ impl Partition {
         self.with_log(|log| log.read(offset, max_bytes, hw, min_one_batch))
     }
 
+    /// [`Self::read`] as a range of the segment file (consumer fetches send it from there).
+    pub fn read_slice(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<super::SliceRead> {
+        let hw = self.high_watermark();
+        self.with_log(|log| log.read_slice(offset, max_bytes, hw, min_one_batch))
+    }
+
     /// Read whole batches from `offset` up to the log end, past the high watermark: for
     /// followers' fetches, which must get data before it counts as replicated.
     pub fn read_to_log_end(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {

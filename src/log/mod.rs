@@ -46,6 +46,7 @@ use std::path::PathBuf;
 pub use crate::protocol::records::RecordsError;
 pub use cleaner::{CleanStats, CleanerOptions};
 pub use partition::PartitionLog;
+pub use segment::FileSlice;
 pub use producer_state::{BatchMeta, MAX_PRODUCERS_PER_PARTITION, ProducerEntry};
 pub use retention::RetentionOutcome;
 pub use txn::{AbortedTxn, CommittedRead, TxnIndex};
@@ -192,6 +193,16 @@ pub struct AppendInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
     pub records: bytes::Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// What a [`ReadResult`] would hold, left in the segment file (consumer fetches send it
+/// from there). `next_offset` is the offset after the last batch, `None` with no records.
+#[derive(Debug, Clone)]
+pub struct SliceRead {
+    pub records: Option<FileSlice>,
+    pub next_offset: Option<i64>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
 }

@@ -18,10 +18,10 @@ use bytes::Bytes;
 
 use super::checkpoint::{self, Checkpoint};
 use super::producer_state::{Check, ProducerStateManager};
-use super::segment::Segment;
-use super::{AppendInfo, Error, LogConfig, ReadResult, Result};
+use super::segment::{FileSlice, Segment};
+use super::{AppendInfo, Error, LogConfig, ReadResult, Result, SliceRead};
 use crate::protocol::record_codec::DecodedBatch;
-use crate::protocol::records::{self, BatchHeader, BatchIter};
+use crate::protocol::records::{self, BatchHeader};
 
 /// `mark_synced` calls between two lazy checkpoint writes.
 const MARKS_PER_CHECKPOINT: u32 = 64;
@@ -348,53 +348,66 @@ impl PartitionLog {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult> {
-        if offset < self.log_start_offset || offset > self.log_end_offset {
-            return Err(self.out_of_range(offset));
-        }
-        let records = self.read_records(offset, max_bytes, max_offset, min_one_batch)?;
+        let read = self.read_slice(offset, max_bytes, max_offset, min_one_batch)?;
+        let records = match &read.records {
+            Some(slice) => slice.read()?,
+            None => Bytes::new(),
+        };
         Ok(ReadResult {
             records,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
+            log_start_offset: read.log_start_offset,
+            log_end_offset: read.log_end_offset,
         })
     }
 
-    fn read_records(
+    /// What [`Self::read`] would read, as a range of the segment file rather than bytes
+    /// (for a consumer fetch, which sends it from the file). Only headers are read.
+    pub fn read_slice(
         &self,
         offset: i64,
         max_bytes: usize,
         max_offset: i64,
         min_one_batch: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<SliceRead> {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        let found = self.slice_records(offset, max_bytes, max_offset, min_one_batch)?;
+        Ok(SliceRead {
+            records: found.as_ref().map(|(s, _)| s.clone()),
+            next_offset: found.map(|(_, next)| next),
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        })
+    }
+
+    fn slice_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<(FileSlice, i64)>> {
         if offset == self.log_end_offset {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         let Some((segment, first, position_bytes)) = self.locate_from(offset)? else {
             // Only a compaction gap up to the log end lies ahead.
-            return Ok(Bytes::new());
+            return Ok(None);
         };
         if first.base_offset >= max_offset {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         if first.total_bytes() > max_bytes {
-            return if min_one_batch {
-                segment.read_bytes(position_bytes, first.total_bytes())
-            } else {
-                Ok(Bytes::new())
-            };
+            return Ok(min_one_batch.then(|| (segment.slice(position_bytes, first.total_bytes()), first.next_offset())));
         }
         let available_bytes = segment.size_bytes() - position_bytes;
-        let want_bytes = (max_bytes as u64).min(available_bytes) as usize;
-        let chunk = segment.read_bytes(position_bytes, want_bytes)?;
-        let mut end_bytes = 0;
-        for (h, range) in BatchIter::new(&chunk) {
-            if h.base_offset >= max_offset {
-                break;
-            }
-            end_bytes = range.end;
-        }
-        debug_assert!(end_bytes >= first.total_bytes());
-        Ok(chunk.slice(..end_bytes))
+        let limit_bytes = position_bytes + (max_bytes as u64).min(available_bytes);
+        let Some((end_bytes, next_offset)) = segment.batches_end(position_bytes, limit_bytes, max_offset)? else {
+            return Err(segment.corrupt(format!("batch at position {position_bytes} not readable")));
+        };
+        debug_assert!(end_bytes >= position_bytes + first.total_bytes() as u64);
+        Ok(Some((segment.slice(position_bytes, (end_bytes - position_bytes) as usize), next_offset)))
     }
 
     /// The first batch whose last offset is >= `offset` (which must be >= the first

@@ -743,3 +743,46 @@ fn two_phase_close_reopens_clean() {
     let log = open(dir.path());
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 5));
 }
+
+/// Reads (now computed from headers and the offset index, without reading the records)
+/// return exactly the whole batches within max_bytes and below max_offset, as a plain
+/// walk over the segment's bytes says, and the slice's next offset is the last's.
+#[test]
+fn reads_match_a_walk_of_the_batches_for_every_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { index_interval_bytes: 150, ..LogConfig::default() };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    let batches = fill(&mut log, 40);
+    let all = log.read(0, usize::MAX / 2, i64::MAX, true).unwrap().records;
+    assert_eq!(all.len(), batches.iter().map(Vec::len).sum::<usize>());
+    let walk: Vec<(BatchHeader, std::ops::Range<usize>)> = BatchIter::new(&all).collect();
+    assert_eq!(walk.len(), 40);
+    let end = log.log_end_offset();
+    for (i, (first, at)) in walk.iter().enumerate() {
+        for max_bytes in [0, 1, 60, 61, 100, 149, 150, 151, 299, 300, 301, 700, 1500, 1 << 20] {
+            for max_offset in [first.base_offset, first.base_offset + 1, first.base_offset + 5, end - 3, end, i64::MAX] {
+                for min_one in [false, true] {
+                    // Reference: whole batches from the first, base below max_offset,
+                    // within max_bytes, the first whole if min_one (KIP-74).
+                    let mut want_end = at.start;
+                    let mut want_next = None;
+                    for (h, r) in &walk[i..] {
+                        let fits = r.end - at.start <= max_bytes || (min_one && r.start == at.start);
+                        if h.base_offset >= max_offset || !fits {
+                            break;
+                        }
+                        want_end = r.end;
+                        want_next = Some(h.next_offset());
+                    }
+                    let offset = first.base_offset + i64::from(first.last_offset_delta) / 2;
+                    let got = log.read(offset, max_bytes, max_offset, min_one).unwrap();
+                    let what = format!("from {offset}, max_bytes {max_bytes}, max_offset {max_offset}, min_one {min_one}");
+                    assert_eq!(got.records, all.slice(at.start..want_end), "{what}");
+                    let slice = log.read_slice(offset, max_bytes, max_offset, min_one).unwrap();
+                    assert_eq!(slice.next_offset, want_next, "{what}");
+                    assert_eq!(slice.records.map_or(0, |s| s.len()), want_end - at.start, "{what}");
+                }
+            }
+        }
+    }
+}

@@ -8,12 +8,14 @@
 //!
 //! Reads use `pread` (`FileExt::read_exact_at`) into fresh buffers, so a reader never
 //! observes a partially appended batch: the segment's `size_bytes` only moves after a
-//! write completed.
+//! write completed. A consumer fetch takes a [`FileSlice`] instead (a range below
+//! `size_bytes` with the file held open) and the connection sends it with `sendfile`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -104,6 +106,49 @@ fn pread_exact(file: &File, position_bytes: u64, len: usize) -> io::Result<Bytes
     Ok(buf)
 }
 
+/// Bytes of a segment file, held open: a fetch response's record set, sent with
+/// `sendfile` (or read with `pread`) when the response is written.
+#[derive(Clone)]
+pub struct FileSlice {
+    file: Arc<File>,
+    position_bytes: u64,
+    len: usize,
+}
+
+impl FileSlice {
+    /// `len` bytes at `position_bytes` of `file` (which must hold them).
+    pub fn new(file: Arc<File>, position_bytes: u64, len: usize) -> FileSlice {
+        FileSlice { file, position_bytes, len }
+    }
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+    pub fn position_bytes(&self) -> u64 {
+        self.position_bytes
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The bytes, copied out of the file.
+    pub fn read(&self) -> io::Result<Bytes> {
+        self.read_tail(0)
+    }
+    /// The bytes after the first `skip`, copied out of the file.
+    pub fn read_tail(&self, skip: u64) -> io::Result<Bytes> {
+        let skip = skip.min(self.len as u64);
+        Ok(pread_exact(&self.file, self.position_bytes + skip, self.len - skip as usize)?.freeze())
+    }
+}
+
+impl std::fmt::Debug for FileSlice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileSlice({}..+{})", self.position_bytes, self.len)
+    }
+}
+
 /// Sequential reader over a file range with a reusable read-ahead buffer.
 pub struct ChunkReader<'a> {
     file: &'a File,
@@ -185,7 +230,9 @@ pub enum HeaderAt {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: File,
+    /// Shared with fetch responses being sent from it ([`FileSlice`]): an open handle
+    /// keeps the bytes readable even after the segment is deleted or replaced.
+    log: Arc<File>,
     /// Bytes of whole batches in the file; appends write here.
     size_bytes: u64,
     /// Offset the next batch appended here gets (== base_offset while empty).
@@ -248,7 +295,7 @@ impl Segment {
             time_index: TimeIndex::open(&time_index_path(dir, base_offset), base_offset, capacity)?,
             base_offset,
             log_path,
-            log,
+            log: Arc::new(log),
             size_bytes,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
@@ -308,7 +355,7 @@ impl Segment {
         self.offset_index.is_full() || self.time_index.is_full()
     }
 
-    fn corrupt(&self, reason: String) -> Error {
+    pub(super) fn corrupt(&self, reason: String) -> Error {
         Error::Corrupt {
             path: self.log_path.clone(),
             reason,
@@ -366,11 +413,58 @@ impl Segment {
         Ok(())
     }
 
-    /// Copies `len` bytes at `position_bytes` out of the file: the one copy of record
-    /// bytes on the fetch path (the response is written from this buffer with `writev`).
+    /// Copies `len` bytes at `position_bytes` out of the file.
     pub fn read_bytes(&self, position_bytes: u64, len: usize) -> Result<Bytes> {
         debug_assert!(position_bytes + len as u64 <= self.size_bytes);
         Ok(pread_exact(&self.log, position_bytes, len)?.freeze())
+    }
+
+    /// A handle on `len` bytes at `position_bytes`, to be read (or sent) later.
+    pub fn slice(&self, position_bytes: u64, len: usize) -> FileSlice {
+        debug_assert!(position_bytes + len as u64 <= self.size_bytes);
+        FileSlice { file: self.log.clone(), position_bytes, len }
+    }
+
+    /// Where the whole batches from `position_bytes` (a batch start) end when they must
+    /// end by `limit_bytes` and start below `max_offset`, with the offset after the last
+    /// of them; `None` if not even the first qualifies. Only headers are read: the offset
+    /// index skips to the last indexed batch within both bounds, the rest is walked.
+    pub fn batches_end(&self, position_bytes: u64, limit_bytes: u64, max_offset: i64) -> Result<Option<(u64, i64)>> {
+        // Entries are increasing in both offset and position, so the ones within both
+        // bounds are a prefix.
+        let within = |i: usize| {
+            let (offset, position) = self.offset_index.get(i);
+            u64::from(position) <= limit_bytes && offset < max_offset
+        };
+        let (mut lo, mut hi) = (0usize, self.offset_index.entries());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if within(mid) { lo = mid + 1 } else { hi = mid }
+        }
+        // The batch an entry points at starts within the bounds, so every batch before it
+        // (from `position_bytes` on) is returned; `skipped_next` is the entry's offset,
+        // which is the next offset after them (or past a compaction gap after them).
+        let mut walk_from = position_bytes;
+        let mut end = None;
+        if lo > 0 {
+            let (offset, position) = self.offset_index.get(lo - 1);
+            if u64::from(position) > position_bytes {
+                walk_from = u64::from(position);
+                end = Some((walk_from, offset));
+            }
+        }
+        let mut reader = self.reader(LOCATE_CHUNK_BYTES);
+        let mut at = walk_from;
+        loop {
+            match reader.header_at(at)? {
+                HeaderAt::Batch(h) if h.base_offset < max_offset && at + h.total_bytes() as u64 <= limit_bytes => {
+                    at += h.total_bytes() as u64;
+                    end = Some((at, h.next_offset()));
+                }
+                HeaderAt::Batch(_) | HeaderAt::End | HeaderAt::Torn => return Ok(end),
+                HeaderAt::Corrupt(reason) => return Err(self.corrupt(reason)),
+            }
+        }
     }
 
     /// A reader over the segment's whole batches.

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::manager::Partition;
 use super::segment::Segment;
-use super::{PartitionLog, ReadResult, Result};
+use super::{PartitionLog, ReadResult, Result, SliceRead};
 use crate::protocol::control::{ControlType, control_type};
 use crate::protocol::records::{BatchHeader, BatchIter};
 
@@ -161,8 +161,8 @@ impl TxnIndex {
 /// A read_committed read: records below the LSO, the LSO, and the aborted
 /// transactions overlapping the records returned.
 #[derive(Debug, Clone)]
-pub struct CommittedRead {
-    pub read: ReadResult,
+pub struct CommittedRead<R = ReadResult> {
+    pub read: R,
     pub last_stable_offset: i64,
     pub aborted: Vec<AbortedTxn>,
 }
@@ -190,6 +190,18 @@ impl Partition {
             let read = log.read(offset, max_bytes, lso, min_one_batch)?;
             let end = BatchIter::new(&read.records).last().map(|(h, _)| h.next_offset());
             let aborted = end.map_or_else(Vec::new, |end| log.txn.aborted_between(offset, end));
+            Ok(CommittedRead { read, last_stable_offset: lso, aborted })
+        })
+    }
+
+    /// [`Self::read_committed`] as a range of the segment file (consumer fetches).
+    pub fn read_committed_slice(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<CommittedRead<SliceRead>> {
+        let hw = self.high_watermark();
+        self.with_log(|log| {
+            let lso = log.txn.last_stable_offset(hw);
+            log.txn.forget_below(log.log_start_offset());
+            let read = log.read_slice(offset, max_bytes, lso, min_one_batch)?;
+            let aborted = read.next_offset.map_or_else(Vec::new, |end| log.txn.aborted_between(offset, end));
             Ok(CommittedRead { read, last_stable_offset: lso, aborted })
         })
     }

@@ -11,12 +11,18 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::broker::Broker;
 use crate::server::dispatch::{self, Reply};
-use crate::server::frame::Frame;
+use crate::log::FileSlice;
+use crate::server::frame::{Chunk, Frame};
+
+/// Bytes per `sendfile` call, so one large record set does not hold the socket's
+/// readiness loop for long.
+const SENDFILE_MAX_BYTES: usize = 8 << 20;
 
 /// iovecs per `writev` (the kernel's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 64;
@@ -131,7 +137,7 @@ async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
         };
         let written = match frame {
             Frame::One(bytes) => write_chunks(&mut out, bytes).await,
-            Frame::Chunks(chunks) => write_vectored(&mut out, chunks).await,
+            Frame::Chunks(chunks) => write_frame_chunks(&mut out, chunks).await,
         };
         if written.is_err() {
             return;
@@ -143,6 +149,61 @@ async fn write_replies(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;
+}
+
+/// Writes the chunks of one frame: runs of buffers with `writev`, file ranges with
+/// `sendfile` once what is buffered before them has been flushed.
+async fn write_frame_chunks(out: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, chunks: Vec<Chunk>) -> std::io::Result<()> {
+    let mut run = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(b) => run.push(b),
+            Chunk::File(f) => {
+                if !run.is_empty() {
+                    write_vectored(out, std::mem::take(&mut run)).await?;
+                }
+                out.flush().await?;
+                send_file(out, &f).await?;
+            }
+        }
+    }
+    if !run.is_empty() {
+        write_vectored(out, run).await?;
+    }
+    Ok(())
+}
+
+/// Sends a file range to the socket with `sendfile(2)`: the kernel copies from the page
+/// cache to the socket, and the first bytes leave at once. Falls back to `pread` and
+/// `write` where the kernel cannot sendfile between these two. A file cut shorter than
+/// the range (a truncation since the fetch read it) is an error: the frame's length is
+/// already promised, so the connection must close.
+async fn send_file(out: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, f: &FileSlice) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut offset = f.position_bytes() as libc::off_t;
+    let end = offset + f.len() as libc::off_t;
+    while offset < end {
+        let stream: &TcpStream = out.get_ref().as_ref();
+        stream.writable().await?;
+        let want = ((end - offset) as usize).min(SENDFILE_MAX_BYTES);
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the call (the stream and the Arc'd
+            // file are borrowed), and `offset` is a valid off_t the kernel updates.
+            let n = unsafe { libc::sendfile(stream.as_raw_fd(), f.file().as_raw_fd(), &mut offset, want) };
+            if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+        });
+        match sent {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) => {
+                let rest = f.read_tail(offset as u64 - f.position_bytes())?;
+                return out.write_all(&rest).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the chunks of one frame with `writev`, straight to the socket when they are

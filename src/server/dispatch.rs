@@ -42,6 +42,8 @@ pub enum DispatchError {
     Decode(anyhow::Error),
     #[error("response does not encode: {0}")]
     Encode(anyhow::Error),
+    #[error("records do not read: {0}")]
+    ReadRecords(std::io::Error),
 }
 
 pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchError> {
@@ -153,9 +155,10 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::Fetch => {
             let req = FetchRequest::decode(&mut buf, version).map_err(DispatchError::Decode)?;
             let fut = api::fetch::handle(&ctx, req);
-            // Record sets go out as their own chunks (vectored writes), not copied.
+            // Record sets go out as their own chunks (sendfile or vectored writes), not copied.
             Ok(Reply::Later(Box::pin(async move {
-                frame::encode_fetch_frame(correlation_id, version, &fut.await)
+                let (resp, files) = fut.await;
+                frame::encode_fetch_frame(correlation_id, version, &resp, &files)
                     .inspect_err(|e| tracing::error!(error = %e, "response encoding failed"))
                     .ok()
             })))

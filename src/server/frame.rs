@@ -1,13 +1,17 @@
-//! A response frame as a list of byte chunks, so that a Fetch response's record sets are
-//! written to the socket straight from the buffers the log read them into (vectored
-//! writes) instead of being copied into one response buffer first.
+//! A response frame as a list of chunks, so that a Fetch response's record sets are
+//! written to the socket straight from the segment files (`sendfile`) or from the
+//! buffers the log read them into (vectored writes), never copied into one response
+//! buffer first.
 //!
 //! The kafka-protocol crate encodes the whole response, records included: it writes a
 //! record set with one `put_slice` of the `Bytes` we gave it. [`SpliceBuf`] is the buffer
 //! it encodes into; when a `put_slice` is exactly (same address, same length) the next
-//! record set we expect, it keeps a reference to that `Bytes` at that position instead of
-//! copying it. Every other byte, length prefixes of the records included, is the crate's
-//! own encoding; `tests` checks that the chunks concatenate to `encode_frame`'s bytes.
+//! record set we expect, it keeps that record set at that position instead of copying
+//! it. A record set left in its file is given to the crate as a [`placeholder`] of its
+//! length (a slice of one static zero buffer, never read), so that the crate writes its
+//! length prefix; the file range takes its place. Every other byte, length prefixes of
+//! the records included, is the crate's own encoding; `tests` checks that the chunks
+//! concatenate to `encode_frame`'s bytes.
 
 use std::ops::Range;
 
@@ -17,23 +21,71 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 use super::dispatch::{DispatchError, encode_frame};
+use crate::log::FileSlice;
 
-/// Record sets smaller than this are copied into the frame: a separate iovec costs more
-/// than copying a few KiB.
-const SPLICE_MIN_BYTES: usize = 4096;
+/// Record sets smaller than this are copied into the frame: a separate iovec (or a
+/// `sendfile` call) costs more than copying a few KiB.
+pub const SPLICE_MIN_BYTES: usize = 4096;
+
+/// The largest record set that can stay in its file (a larger one is read into memory):
+/// the size of the zero buffer placeholders are cut from. It is in `.bss` and never
+/// touched, so it costs address space, not memory (nor binary size).
+pub const PLACEHOLDER_MAX_BYTES: usize = 256 << 20;
+
+/// An immutable zero `static` would go to `.rodata`, i.e. into the binary; interior
+/// mutability puts it in `.bss`. Nothing ever writes it.
+struct Zeros(std::cell::UnsafeCell<[u8; PLACEHOLDER_MAX_BYTES]>);
+// SAFETY: never written, so shared reads from any thread are fine.
+unsafe impl Sync for Zeros {}
+static ZEROS: Zeros = Zeros(std::cell::UnsafeCell::new([0; PLACEHOLDER_MAX_BYTES]));
+
+fn zeros() -> &'static [u8; PLACEHOLDER_MAX_BYTES] {
+    // SAFETY: no `&mut` to ZEROS is ever made (see `Zeros`).
+    unsafe { &*ZEROS.0.get() }
+}
+
+/// Stands in, in a response, for a record set of `len` bytes left in its file; `None`
+/// when too large for one.
+pub fn placeholder(len: usize) -> Option<Bytes> {
+    (len <= PLACEHOLDER_MAX_BYTES).then(|| Bytes::from_static(&zeros()[..len]))
+}
+
+fn is_placeholder(b: &Bytes) -> bool {
+    b.as_ptr() == zeros().as_ptr()
+}
+
+/// A piece of a response frame.
+pub enum Chunk {
+    Bytes(Bytes),
+    /// Sent from the file (`sendfile`).
+    File(FileSlice),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(f) => f.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// A complete response frame (size prefix, header, body).
 pub enum Frame {
     One(Bytes),
     /// In order; none empty.
-    Chunks(Vec<Bytes>),
+    Chunks(Vec<Chunk>),
 }
 
 impl Frame {
     pub fn len(&self) -> usize {
         match self {
             Frame::One(b) => b.len(),
-            Frame::Chunks(c) => c.iter().map(Bytes::len).sum(),
+            Frame::Chunks(c) => c.iter().map(Chunk::len).sum(),
         }
     }
 
@@ -41,29 +93,54 @@ impl Frame {
         self.len() == 0
     }
 
-    /// The frame as one buffer (copies when chunked; for tests and diagnostics).
-    pub fn to_bytes(&self) -> Bytes {
+    /// The frame as one buffer, file ranges read (for tests and diagnostics).
+    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
         match self {
-            Frame::One(b) => b.clone(),
+            Frame::One(b) => Ok(b.clone()),
             Frame::Chunks(c) => {
                 let mut out = BytesMut::with_capacity(self.len());
-                c.iter().for_each(|b| out.extend_from_slice(b));
-                out.freeze()
+                for chunk in c {
+                    match chunk {
+                        Chunk::Bytes(b) => out.extend_from_slice(b),
+                        Chunk::File(f) => out.extend_from_slice(&f.read()?),
+                    }
+                }
+                Ok(out.freeze())
             }
         }
     }
 }
 
+/// `resp` with its placeholders replaced by the bytes of `files` (in order): for when
+/// the response cannot be sent in chunks.
+fn with_records_read(resp: &FetchResponse, files: &[FileSlice]) -> Result<FetchResponse, DispatchError> {
+    let mut resp = resp.clone();
+    let mut files = files.iter();
+    for records in resp.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()) {
+        if is_placeholder(records) {
+            let file = files.next().ok_or(DispatchError::Encode(anyhow::anyhow!("placeholder without a file range")))?;
+            *records = file.read().map_err(DispatchError::ReadRecords)?;
+        }
+    }
+    Ok(resp)
+}
+
 /// Encodes a Fetch response frame with its larger record sets left as separate chunks.
-pub fn encode_fetch_frame(correlation_id: i32, version: i16, resp: &FetchResponse) -> Result<Frame, DispatchError> {
+/// `files` are the file ranges of the response's placeholders, in the order the
+/// partitions appear.
+pub fn encode_fetch_frame(correlation_id: i32, version: i16, resp: &FetchResponse, files: &[FileSlice]) -> Result<Frame, DispatchError> {
     let header_version = FetchResponse::header_version(version);
     let spliced: Vec<&Bytes> = resp
         .responses
         .iter()
         .flat_map(|t| &t.partitions)
         .filter_map(|p| p.records.as_ref())
-        .filter(|r| r.len() >= SPLICE_MIN_BYTES)
+        .filter(|r| r.len() >= SPLICE_MIN_BYTES || is_placeholder(r))
         .collect();
+    let placeholders = spliced.iter().filter(|r| is_placeholder(r)).count();
+    if placeholders != files.len() || spliced.iter().filter(|r| is_placeholder(r)).zip(files).any(|(r, f)| r.len() != f.len()) {
+        return Err(DispatchError::Encode(anyhow::anyhow!("fetch response placeholders do not match its file ranges")));
+    }
     if spliced.is_empty() {
         return encode_frame(correlation_id, version, header_version, resp).map(Frame::One);
     }
@@ -85,20 +162,26 @@ pub fn encode_fetch_frame(correlation_id: i32, version: i16, resp: &FetchRespons
         // The crate wrote a record set other than through one put_slice of its bytes: the
         // chunks would be wrong, so encode the plain way.
         tracing::error!("fetch response records were not spliced; encoding flat");
-        return encode_frame(correlation_id, version, header_version, resp).map(Frame::One);
+        let resp = with_records_read(resp, files)?;
+        return encode_frame(correlation_id, version, header_version, &resp).map(Frame::One);
     }
     let head = buf.head.freeze();
     let mut chunks = Vec::with_capacity(2 * buf.splices.len() + 1);
+    let mut files = files.iter();
     let mut from = 0;
     for (at, records) in buf.splices {
         if at > from {
-            chunks.push(head.slice(from..at));
+            chunks.push(Chunk::Bytes(head.slice(from..at)));
         }
-        chunks.push(records);
+        let file = if is_placeholder(&records) { files.next() } else { None };
+        match file {
+            Some(file) => chunks.push(Chunk::File(file.clone())),
+            None => chunks.push(Chunk::Bytes(records)),
+        }
         from = at;
     }
     if from < head.len() {
-        chunks.push(head.slice(from..));
+        chunks.push(Chunk::Bytes(head.slice(from..)));
     }
     Ok(Frame::Chunks(chunks))
 }
@@ -208,10 +291,11 @@ mod tests {
         for version in [4, 7, 11, 12, 13, 15, 16] {
             let resp = response(version);
             let flat = encode_frame(17, version, FetchResponse::header_version(version), &resp).unwrap();
-            let frame = encode_fetch_frame(17, version, &resp).unwrap();
+            let frame = encode_fetch_frame(17, version, &resp, &[]).unwrap();
             let Frame::Chunks(chunks) = &frame else { panic!("v{version}: expected chunks") };
-            assert_eq!(frame.to_bytes(), flat, "v{version}");
+            assert_eq!(frame.to_bytes().unwrap(), flat, "v{version}");
             assert!(chunks.iter().all(|c| !c.is_empty()));
+            let chunks: Vec<&Bytes> = chunks.iter().map(|c| match c { Chunk::Bytes(b) => b, Chunk::File(_) => panic!("no files given") }).collect();
             // Each large record set is its own chunk, sharing the read buffer (no copy).
             let big: Vec<&Bytes> = resp.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.as_ref()).filter(|r| r.len() >= SPLICE_MIN_BYTES).collect();
             assert_eq!(big.len(), 6);
@@ -229,9 +313,9 @@ mod tests {
                 pd.records = Some(Bytes::from_static(b"tiny"));
             }
         }
-        let frame = encode_fetch_frame(3, 12, &resp).unwrap();
+        let frame = encode_fetch_frame(3, 12, &resp, &[]).unwrap();
         assert!(matches!(frame, Frame::One(_)));
-        assert_eq!(frame.to_bytes(), encode_frame(3, 12, FetchResponse::header_version(12), &resp).unwrap());
+        assert_eq!(frame.to_bytes().unwrap(), encode_frame(3, 12, FetchResponse::header_version(12), &resp).unwrap());
     }
 
     #[test]
@@ -245,9 +329,86 @@ mod tests {
                 pd.records = Some(shared.clone());
             }
         }
-        let frame = encode_fetch_frame(3, 11, &resp).unwrap();
-        assert_eq!(frame.to_bytes(), encode_frame(3, 11, FetchResponse::header_version(11), &resp).unwrap());
+        let frame = encode_fetch_frame(3, 11, &resp, &[]).unwrap();
+        assert_eq!(frame.to_bytes().unwrap(), encode_frame(3, 11, FetchResponse::header_version(11), &resp).unwrap());
         let Frame::Chunks(chunks) = frame else { panic!("expected chunks") };
-        assert_eq!(chunks.iter().filter(|c| c.as_ptr() == shared.as_ptr()).count(), 6);
+        assert_eq!(chunks.iter().filter(|c| matches!(c, Chunk::Bytes(b) if b.as_ptr() == shared.as_ptr())).count(), 6);
+    }
+
+    /// `resp` with its large record sets moved into a file: the response with
+    /// placeholders, and the file ranges.
+    fn in_file(resp: &FetchResponse) -> (FetchResponse, Vec<FileSlice>) {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"some bytes before").unwrap();
+        let mut at = 17u64;
+        let mut ranges = Vec::new();
+        for r in resp.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.as_ref()).filter(|r| r.len() >= SPLICE_MIN_BYTES) {
+            file.write_all(r).unwrap();
+            ranges.push((at, r.len()));
+            at += r.len() as u64;
+        }
+        file.write_all(b"and after").unwrap();
+        let file = std::sync::Arc::new(file);
+        let files: Vec<FileSlice> = ranges.iter().map(|&(at, len)| FileSlice::new(file.clone(), at, len)).collect();
+        let mut with = resp.clone();
+        for r in with.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()).filter(|r| r.len() >= SPLICE_MIN_BYTES) {
+            *r = placeholder(r.len()).unwrap();
+        }
+        (with, files)
+    }
+
+    #[test]
+    fn file_ranges_take_the_placeholders_places() {
+        for version in [4, 7, 11, 12, 13, 15, 16] {
+            let resp = response(version);
+            let flat = encode_frame(17, version, FetchResponse::header_version(version), &resp).unwrap();
+            let (with, files) = in_file(&resp);
+            assert_eq!(files.len(), 6);
+            let frame = encode_fetch_frame(17, version, &with, &files).unwrap();
+            // The crate saw records of the right lengths; the file's bytes replace the zeros.
+            assert_eq!(frame.to_bytes().unwrap(), flat, "v{version}");
+            let Frame::Chunks(chunks) = &frame else { panic!("v{version}: expected chunks") };
+            assert!(chunks.iter().all(|c| !c.is_empty()));
+            let sent: Vec<(u64, usize)> = chunks.iter().filter_map(|c| match c { Chunk::File(f) => Some((f.position_bytes(), f.len())), Chunk::Bytes(_) => None }).collect();
+            let given: Vec<(u64, usize)> = files.iter().map(|f| (f.position_bytes(), f.len())).collect();
+            assert_eq!(sent, given, "v{version}: every range, in order");
+            // And the flat fallback reads them.
+            assert_eq!(encode_frame(17, version, FetchResponse::header_version(version), &with_records_read(&with, &files).unwrap()).unwrap(), flat);
+        }
+    }
+
+    #[test]
+    fn file_ranges_mixed_with_buffers() {
+        // Some large record sets in memory (e.g. over the placeholder size), some in files.
+        let resp = response(12);
+        let flat = encode_frame(5, 12, FetchResponse::header_version(12), &resp).unwrap();
+        let (mut with, mut files) = in_file(&resp);
+        let originals: Vec<Bytes> = resp.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.clone()).filter(|r| r.len() >= SPLICE_MIN_BYTES).collect();
+        let mut i = 0;
+        let mut kept = Vec::new();
+        for r in with.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()).filter(|r| is_placeholder(r)) {
+            if i % 2 == 0 {
+                *r = originals[i].clone();
+            } else {
+                kept.push(files[i].clone());
+            }
+            i += 1;
+        }
+        files = kept;
+        let frame = encode_fetch_frame(5, 12, &with, &files).unwrap();
+        assert_eq!(frame.to_bytes().unwrap(), flat);
+        let Frame::Chunks(chunks) = &frame else { panic!("expected chunks") };
+        assert_eq!(chunks.iter().filter(|c| matches!(c, Chunk::File(_))).count(), 3);
+    }
+
+    #[test]
+    fn placeholders_without_their_files_are_refused() {
+        let (with, files) = in_file(&response(12));
+        assert!(encode_fetch_frame(5, 12, &with, &files[1..]).is_err());
+        let mut wrong = files.clone();
+        wrong[0] = FileSlice::new(std::sync::Arc::new(tempfile::tempfile().unwrap()), 0, files[0].len() + 1);
+        assert!(encode_fetch_frame(5, 12, &with, &wrong).is_err());
+        assert!(placeholder(PLACEHOLDER_MAX_BYTES + 1).is_none());
     }
 }
