@@ -125,6 +125,9 @@ pub struct Config {
     /// `unclean.leader.election.enable`: when no ISR member is live, elect any live
     /// replica (losing what only the ISR had) rather than leave the partition offline.
     pub unclean_leader_election_enable: bool,
+    /// `replica.selector.class`: whether a leader points consumers in another rack at
+    /// an in-sync follower in theirs (KIP-392; `replication::selector`).
+    pub replica_selector: crate::replication::selector::ReplicaSelector,
     /// `auto.leader.rebalance.enable`: the active controller moves leadership back
     /// to preferred replicas when a broker's share of lost leaderships is too high.
     pub auto_leader_rebalance_enable: bool,
@@ -194,6 +197,7 @@ impl Default for Config {
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             unclean_leader_election_enable: false,
+            replica_selector: Default::default(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
@@ -406,6 +410,9 @@ impl Config {
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = positive(key, value, parse_num(key, value)?)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = positive(key, value, parse_num(key, value)?)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(key, value)?,
+            "replica.selector.class" => {
+                self.replica_selector = crate::replication::selector::ReplicaSelector::from_class(value).map_err(|reason| Error::InvalidValue { key: key.into(), value: value.into(), reason })?;
+            }
             "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse_bool(key, value)?,
             "leader.imbalance.check.interval.seconds" => self.leader_imbalance_check_interval_seconds = positive(key, value, parse_num(key, value)?)?,
             "leader.imbalance.per.broker.percentage" => {

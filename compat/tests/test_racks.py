@@ -88,3 +88,98 @@ def test_racks_are_reported_and_replicas_span_them(racked_cluster: Cluster):
     sent = [f"v{i}" for i in range(60)]
     produce_acked(c.live_bootstrap(), rf3, sent)
     assert sorted(read_values(c.live_bootstrap(), rf3, 6, len(sent))) == sorted(sent)
+
+
+SELECTOR = {"replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"}
+
+
+@pytest.fixture
+def selector_cluster(tmp_path):
+    c = Cluster(KIND, tmp_path / "cluster", size=4, roles={4: "broker"},
+                overrides={**brokers.overrides_from_env(), **SELECTOR})
+    for i, rack in RACKS.items():
+        c.nodes[i].overrides["broker.rack"] = rack
+    c.start()
+    yield c
+    c.stop()
+
+
+def read_with_stats(bootstrap: str, topic: str, partitions: int, expect: int, rack: str,
+                    timeout_s: float = 60) -> tuple[list[str], dict[int, tuple[int, int]]]:
+    """Values read from the start of every partition by a librdkafka consumer with
+    ``client.rack``, and per partition (leader, broker it fetches from) as librdkafka's
+    statistics last reported them."""
+    import json
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+    fetching: dict[int, tuple[int, int]] = {}
+
+    def on_stats(raw: str) -> None:
+        for p, s in json.loads(raw).get("topics", {}).get(topic, {}).get("partitions", {}).items():
+            if int(p) >= 0:
+                fetching[int(p)] = (s["leader"], s["broker"])
+
+    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False,
+                                            "client.rack": rack, "statistics.interval.ms": 200,
+                                            "stats_cb": on_stats}))
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value().decode())
+    # One more statistics interval, so the last report is from after the reads.
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:
+        c.poll(0.1)
+    c.close()
+    return got, fetching
+
+
+def test_consumers_read_from_a_follower_in_their_rack(selector_cluster: Cluster):
+    """KIP-392: leaders all in rack west, a follower of each in rack east. A consumer
+    with client.rack=east is pointed at the east follower and reads everything from it,
+    including records produced while it reads; one in rack west stays on the leaders;
+    Kafka's console consumer (Java client) with client.rack=east reads everything too."""
+    c = selector_cluster
+    topic = unique_topic("ffetch")
+    assignment = [[3, 1], [4, 2], [3, 2], [4, 1]]
+    admin = AdminClient(rdkafka_conf(c.live_bootstrap()))
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=-1,
+                                  replica_assignment=assignment)],
+                        operation_timeout=30, request_timeout=30)[topic].result(timeout=60)
+    c.wait_for(f"{topic} in sync", lambda: (
+        (d := c.describe(topic)) and all(sorted(i["isr"]) == sorted(assignment[p])
+                                          and i["leader"] == assignment[p][0]
+                                          for p, i in d.items()), d), timeout_s=60)
+    first = [f"a{i}" for i in range(200)]
+    produce_acked(c.live_bootstrap(), topic, first)
+
+    got, fetching = read_with_stats(c.live_bootstrap(), topic, 4, len(first), "east")
+    assert sorted(got) == sorted(first)
+    for p, replicas in enumerate(assignment):
+        leader, source = fetching.get(p, (None, None))
+        assert leader == replicas[0], f"partition {p}: leader {leader} ({fetching})"
+        assert source == replicas[1], f"partition {p} read from {source}, not its east follower {replicas[1]} ({fetching})"
+
+    # Records produced later reach the follower-reading consumer too (the follower's
+    # high watermark advances), and a west consumer keeps reading from the leaders.
+    more = [f"b{i}" for i in range(100)]
+    produce_acked(c.live_bootstrap(), topic, more)
+    got, fetching = read_with_stats(c.live_bootstrap(), topic, 4, len(first) + len(more), "east")
+    assert sorted(got) == sorted(first + more)
+    assert all(fetching[p][1] == r[1] for p, r in enumerate(assignment)), fetching
+    got, fetching = read_with_stats(c.live_bootstrap(), topic, 4, len(first) + len(more), "west")
+    assert sorted(got) == sorted(first + more)
+    assert all(fetching[p][1] == r[0] for p, r in enumerate(assignment)), fetching
+
+    # The Java client, through Kafka's console consumer.
+    cmd = brokers.java_command("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server",
+                               c.live_bootstrap(), "--topic", topic, "--from-beginning",
+                               "--max-messages", str(len(first) + len(more)),
+                               "--command-property", "client.rack=east",
+                               "--timeout-ms", "60000")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert sorted(res.stdout.split()) == sorted(first + more), res.stderr[-3000:]

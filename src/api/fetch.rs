@@ -7,6 +7,11 @@
 //! responses that omit one). When fewer than `min_bytes` are available the
 //! request waits, up to `max_wait_ms`, for any high watermark to move.
 //!
+//! Consumers (v11+) may also read from a follower (KIP-392): it serves up to its own
+//! high watermark. A leader configured with Kafka's `RackAwareReplicaSelector` points
+//! a consumer from another rack at an in-sync follower in the consumer's rack
+//! (`preferred_read_replica`, no records; see `replication::selector`).
+//!
 //! A fetch with a replica id is a follower's (`replication/`): it reads up to the
 //! log end rather than the high watermark, is checked for a diverging leader epoch
 //! first (KIP-320: the follower then truncates), and reports the follower's log
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use bytes::Bytes;
 
@@ -49,8 +54,9 @@ pub fn handle(ctx: &RequestContext, req: FetchRequest) -> impl Future<Output = F
             progress.borrow_and_update();
             appended.borrow_and_update();
             let (resp, files, bytes) = read_all(&broker, &req, v, replica);
-            let has_error = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
-            if bytes >= req.min_bytes.max(1) as usize || has_error || tokio::time::Instant::now() >= deadline {
+            // An error or a redirect to another replica is answered at once.
+            let at_once = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0 || p.preferred_read_replica.0 >= 0);
+            if bytes >= req.min_bytes.max(1) as usize || at_once || tokio::time::Instant::now() >= deadline {
                 return (resp, files);
             }
             // Woken by any partition's progress (a follower also by any append);
@@ -98,10 +104,11 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
             let mut pd = PartitionData::default().with_partition_index(fp.partition).with_high_watermark(-1).with_last_stable_offset(-1);
             let found = match topic {
                 None if v >= 13 => Err(ResponseError::UnknownTopicId.code()),
-                topic => leader_partition_state(broker, topic, fp.partition, fp.current_leader_epoch),
+                topic if replica >= 0 => leader_partition_state(broker, topic, fp.partition, fp.current_leader_epoch).map(|(p, _, leader)| (p, Some(leader))),
+                topic => consumer_partition_state(broker, topic, fp.partition, fp.current_leader_epoch, v >= 11),
             };
             let (p, leader) = match found {
-                Ok((p, _, leader)) => (p, leader),
+                Ok(found) => found,
                 Err(code) => {
                     pd.error_code = code;
                     out.partitions.push(pd);
@@ -109,6 +116,7 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
                 }
             };
             if replica >= 0 {
+                let leader = leader.expect("a replica's fetch is served by the leader only");
                 let part_max = (fp.partition_max_bytes.max(0) as usize).min(budget);
                 let n = read_for_follower(broker, &p, &leader, fp, replica, part_max, total == 0, &mut pd);
                 total += n;
@@ -120,6 +128,15 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
             pd.high_watermark = hw;
             pd.last_stable_offset = p.last_stable_offset();
             pd.log_start_offset = p.log_start_offset();
+            if let Some(leader) = leader.as_ref().filter(|_| v >= 11)
+                && let Some(closer) = preferred_read_replica(broker, &image, leader, &req.rack_id, fp.fetch_offset, p.log_end_offset())
+            {
+                // As Kafka: no records, the offsets, and where to read instead.
+                pd.preferred_read_replica = BrokerId(closer);
+                pd.records = Some(Bytes::new());
+                out.partitions.push(pd);
+                continue;
+            }
             let part_max = (fp.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: the first non-empty batch of a response is returned whole even
             // past the limits, so a large record can never stall a consumer.
@@ -161,6 +178,62 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16, replica: i32) -> (
         topics.push(out);
     }
     (FetchResponse::default().with_responses(topics), files, total)
+}
+
+/// The partition a consumer's fetch reads here, with the leadership when this node
+/// leads it. `follower_ok` (Fetch v11+, KIP-392): a follower of the partition with its
+/// log here serves it too (up to its own high watermark), with the same leader-epoch
+/// checks as the leader.
+fn consumer_partition_state(
+    broker: &Arc<Broker>,
+    topic: Option<&Arc<crate::metadata::TopicImage>>,
+    partition: i32,
+    current_leader_epoch: i32,
+    follower_ok: bool,
+) -> Result<(Arc<crate::log::manager::Partition>, Option<Arc<crate::replication::LeaderState>>), i16> {
+    let not_here = ResponseError::NotLeaderOrFollower.code();
+    match leader_partition_state(broker, topic, partition, current_leader_epoch) {
+        Ok((p, _, leader)) => Ok((p, Some(leader))),
+        Err(code) if follower_ok && code == not_here => {
+            let topic = topic.ok_or(not_here)?;
+            let image = usize::try_from(partition).ok().and_then(|i| topic.partitions.get(i)).ok_or(not_here)?;
+            let node = broker.config.node_id;
+            // Leading per the image but not yet in the replica manager: not served yet.
+            if image.leader == node || !image.replicas.contains(&node) {
+                return Err(not_here);
+            }
+            let log = broker.logs.get(&crate::log::manager::TopicPartition::new(&topic.name, partition)).ok_or(not_here)?;
+            Ok((log, None))
+        }
+        Err(code) => Err(code),
+    }
+}
+
+/// Where a consumer in `client_rack` should read a partition this node leads instead,
+/// if anywhere: per `replica.selector.class`, among the live in-sync followers that
+/// hold `fetch_offset`.
+fn preferred_read_replica(
+    broker: &Arc<Broker>,
+    image: &crate::metadata::Image,
+    leader: &crate::replication::LeaderState,
+    client_rack: &str,
+    fetch_offset: i64,
+    log_end: i64,
+) -> Option<i32> {
+    use crate::replication::selector::{self, ReadCandidate, ReplicaSelector};
+    let selector = broker.config.replica_selector;
+    if selector == ReplicaSelector::Leader || client_rack.is_empty() {
+        return None;
+    }
+    let rack = |b: i32| image.brokers.get(&b).and_then(|b| b.rack.as_deref());
+    let me = ReadCandidate { broker: broker.config.node_id, rack: rack(broker.config.node_id), log_end, ms_since_caught_up: 0 };
+    let followers: Vec<ReadCandidate> = leader
+        .read_candidates(fetch_offset, std::time::Instant::now())
+        .into_iter()
+        .filter(|(b, _, _)| image.is_live(*b))
+        .map(|(b, log_end, lag)| ReadCandidate { broker: b, rack: rack(b), log_end, ms_since_caught_up: lag.as_millis() as u64 })
+        .collect();
+    selector::preferred_read_replica(selector, client_rack, &me, &followers)
 }
 
 /// A follower's fetch of one partition this node leads: the divergence check, the

@@ -118,6 +118,17 @@ impl LeaderState {
         self.inner.lock().followers.contains_key(&broker)
     }
 
+    /// In-sync followers whose log reaches `offset`, as (broker, log end, time since last
+    /// caught up): the ones that may serve a consumer reading from `offset` (KIP-392).
+    pub fn read_candidates(&self, offset: i64, now: Instant) -> Vec<(i32, i64, Duration)> {
+        let g = self.inner.lock();
+        g.followers
+            .iter()
+            .filter(|(r, f)| g.isr.contains(r) && f.log_end >= offset)
+            .map(|(r, f)| (*r, f.log_end, now.saturating_duration_since(f.last_caught_up)))
+            .collect()
+    }
+
     /// Record a follower's fetch at `fetch_offset` (its log end) while the leader's
     /// log end is `leader_end` and its high watermark `hw`.
     pub fn on_fetch(&self, replica: i32, fetch_offset: i64, leader_end: i64, hw: i64, now: Instant) -> FetchOutcome {

@@ -18,6 +18,7 @@
 pub mod client;
 pub mod fetcher;
 pub mod leader;
+pub mod selector;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
