@@ -339,7 +339,7 @@ pub struct LogManager {
     /// Serialises opens: two openers of one new partition (a CreateTopics handler and
     /// the replica manager reacting to the same image) would both create its files.
     opening: Mutex<()>,
-    flush_tx: Mutex<Option<mpsc::Sender<Arc<Partition>>>>,
+    flush_queue: Arc<FlushQueue>,
     flushers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Dropping the sender stops the retention thread.
     retention_stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -354,7 +354,7 @@ pub struct LogManager {
 impl LogManager {
     pub fn new(dir: &Path) -> Result<Arc<LogManager>> {
         std::fs::create_dir_all(dir)?;
-        let (tx, rx) = mpsc::channel::<Arc<Partition>>();
+        let queue = Arc::new(FlushQueue::default());
         let (progress, _) = watch::channel(0u64);
         let dir_handle = Arc::new(File::open(dir)?);
         let mgr = Arc::new(LogManager {
@@ -362,7 +362,7 @@ impl LogManager {
             dir_handle: dir_handle.clone(),
             partitions: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
-            flush_tx: Mutex::new(Some(tx)),
+            flush_queue: queue.clone(),
             flushers: Mutex::new(Vec::new()),
             retention_stop: Mutex::new(None),
             retention: Mutex::new(None),
@@ -370,12 +370,11 @@ impl LogManager {
             cleaners: Mutex::new(Vec::new()),
             progress,
         });
-        let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..FLUSHER_THREADS {
-            let (rx, progress, fs) = (rx.clone(), mgr.progress.clone(), dir_handle.clone());
+            let (queue, progress, fs) = (queue.clone(), mgr.progress.clone(), dir_handle.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("sluice-flusher-{i}"))
-                .spawn(move || flusher_loop(&rx, &progress, &fs))?;
+                .spawn(move || flusher_loop(&queue, &progress, &fs))?;
             mgr.flushers.lock().push(handle);
         }
         Ok(mgr)
@@ -460,10 +459,9 @@ impl LogManager {
         if !info.duplicate
             && info.batches > 0
             && !p.flush_queued.swap(true, Ordering::AcqRel)
-            && let Some(tx) = self.flush_tx.lock().as_ref()
         {
-            // A send fails only after shutdown closed the flusher; close() syncs then.
-            let _ = tx.send(p.clone());
+            // Refused only after shutdown closed the queue; close() syncs then.
+            self.flush_queue.push(p.clone());
         }
     }
 
@@ -587,7 +585,7 @@ impl LogManager {
         if let Some(h) = self.retention.lock().take() {
             let _ = h.join();
         }
-        self.flush_tx.lock().take();
+        self.flush_queue.close();
         for h in self.flushers.lock().drain(..) {
             let _ = h.join();
         }
@@ -684,26 +682,56 @@ const SYNCFS_MIN_PARTITIONS: usize = 64;
 /// At most this many partitions taken from the queue for one flush.
 const FLUSH_BATCH_MAX: usize = 4096;
 
+/// Partitions written since their last flush, for the flusher threads.
+#[derive(Default)]
+struct FlushQueue {
+    /// The queue, and whether it is closed (shutdown: drained, then the flushers exit).
+    state: std::sync::Mutex<(std::collections::VecDeque<Arc<Partition>>, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl FlushQueue {
+    fn push(&self, p: Arc<Partition>) {
+        let Ok(mut g) = self.state.lock() else { return };
+        if !g.1 {
+            g.0.push_back(p);
+            self.ready.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.1 = true;
+        }
+        self.ready.notify_all();
+    }
+
+    /// Blocks for work: one partition while the queue is short, so that the flushers'
+    /// fsyncs of one request's partitions run side by side (taking them all, one thread
+    /// would sync them one after another); every queued one (up to FLUSH_BATCH_MAX) for
+    /// one `syncfs` when it is long. None once closed and drained.
+    fn take(&self) -> Option<Vec<Arc<Partition>>> {
+        let mut g = self.state.lock().ok()?;
+        loop {
+            let queued = g.0.len();
+            if queued >= SYNCFS_MIN_PARTITIONS {
+                return Some(g.0.drain(..queued.min(FLUSH_BATCH_MAX)).collect());
+            }
+            if let Some(p) = g.0.pop_front() {
+                return Some(vec![p]);
+            }
+            if g.1 {
+                return None;
+            }
+            g = self.ready.wait(g).ok()?;
+        }
+    }
+}
+
 /// Take what is queued and make everything written to it durable: one partition by
 /// fsyncs while the queue is short, many at once by `syncfs` when it is long.
-fn flusher_loop(
-    rx: &std::sync::Mutex<mpsc::Receiver<Arc<Partition>>>,
-    progress: &watch::Sender<u64>,
-    fs: &File,
-) {
-    loop {
-        // Hold the receiver only while taking work: the syncs run with it released.
-        let batch = {
-            let Ok(rx) = rx.lock() else { return };
-            let Ok(first) = rx.recv() else { return };
-            let mut batch = vec![first];
-            while batch.len() < FLUSH_BATCH_MAX
-                && let Ok(p) = rx.try_recv()
-            {
-                batch.push(p);
-            }
-            batch
-        };
+fn flusher_loop(queue: &FlushQueue, progress: &watch::Sender<u64>, fs: &File) {
+    while let Some(batch) = queue.take() {
         if batch.len() >= SYNCFS_MIN_PARTITIONS {
             flush_many(&batch, fs);
         } else {
