@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import re
 import subprocess
 import threading
 import time
@@ -221,6 +222,11 @@ def test_transaction_coordinator_killed_mid_rounds(cluster):
     listed = [r for r in transactions_cli(c, "list") if r["TransactionalId"] == txn_id]
     assert [(r["Coordinator"], r["TransactionState"]) for r in listed] == \
         [(str(new_coordinator), last_state)], listed
+    # ListTransactions v2: a pattern matches whole ids only.
+    assert [r["TransactionalId"] for r in transactions_cli(
+        c, "list", "--transactional-id-pattern", re.escape(txn_id))] == [txn_id]
+    assert [r["TransactionalId"] for r in transactions_cli(
+        c, "list", "--transactional-id-pattern", re.escape(txn_id[:-1]))] == []
 
 
 def transactions_cli(c: Cluster, *args: str) -> list[dict[str, str]]:

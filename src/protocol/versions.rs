@@ -54,9 +54,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 4),
     // Broker to broker (txn/marker.rs): v0 is gone in Kafka 4.x.
     (ApiKey::WriteTxnMarkers, 1, 1),
-    // Admin (`kafka-transactions`): ListTransactions v2's id pattern is not served.
+    // Admin (`kafka-transactions`).
     (ApiKey::DescribeTransactions, 0, 0),
-    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
