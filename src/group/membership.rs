@@ -191,7 +191,7 @@ impl Group {
             // Answered once the new member id is stored.
             let (tx, rx) = oneshot::channel();
             let rejoin = StaticRejoin { instance_id: req.profile.instance_id.unwrap_or_default(), old_id: old.to_string(), new_id, old_profile };
-            self.held_write = Some(HeldWrite::StaticRejoin { rejoin, answer: r, tx });
+            self.held_write = Some(HeldWrite::StaticRejoin { rejoin: Box::new(rejoin), answer: Box::new(r), tx });
             return Ok(Reply::Wait(rx));
         }
         Ok(self.update_and_wait(&new_id, req, now))

@@ -135,7 +135,8 @@ pub enum HeldWrite {
     /// A static member rejoined a Stable group under a new member id without a
     /// rebalance: its JoinGroup gets `answer` once that is stored; if it cannot be,
     /// the old member id is put back.
-    StaticRejoin { rejoin: StaticRejoin, answer: JoinResult, tx: oneshot::Sender<JoinResult> },
+    /// (Boxed: rarer and much larger than an assignment.)
+    StaticRejoin { rejoin: Box<StaticRejoin>, answer: Box<JoinResult>, tx: oneshot::Sender<JoinResult> },
 }
 
 /// What a static member's rejoin replaced, to put back if it cannot be stored.
@@ -290,10 +291,10 @@ impl Group {
             HeldWrite::Assignment { generation } => self.assignment_stored(generation, stored, now),
             HeldWrite::StaticRejoin { rejoin, answer, tx } => {
                 let answer = match stored {
-                    Ok(()) => answer,
+                    Ok(()) => *answer,
                     Err(e) => {
                         tracing::warn!(group = %self.id, member = %rejoin.new_id, error = %e, "storing a static member's rejoin failed");
-                        self.revert_static_rejoin(rejoin, now);
+                        self.revert_static_rejoin(*rejoin, now);
                         JoinResult::error(e, "")
                     }
                 };
