@@ -27,23 +27,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import rdkafka_conf
+from util import coordinator_partition, rdkafka_conf
 
 KIND = cluster_kind()
 OFFSETS_PARTITIONS = 3  # the cluster fixture's offsets.topic.num.partitions
-
-
-def java_hash(s: str) -> int:
-    """Java's String.hashCode (UTF-16 code units, 32-bit wrapping)."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i:i + 2], "big")) & 0xFFFFFFFF
-    return h
-
-
-def partition_for(group: str, partitions: int) -> int:
-    return (java_hash(group) & 0x7FFFFFFF) % partitions
 
 
 @pytest.fixture
@@ -73,7 +60,7 @@ def test_assignment_is_answered_only_once_replicated(cluster: Cluster):
         d = c.describe("__consumer_offsets")
         return len(d) == OFFSETS_PARTITIONS and all(p["isr"] == [1, 2, 3] for p in d.values()), d
     d = c.wait_for("__consumer_offsets created and fully replicated", offsets_ready, timeout_s=60)
-    gp = partition_for(group, OFFSETS_PARTITIONS)
+    gp = coordinator_partition(group, OFFSETS_PARTITIONS)
     leader = d[gp]["leader"]
     followers = [i for i in d[gp]["replicas"] if i != leader]
     print(f"\n[group-store] group {group} -> __consumer_offsets-{gp}, leader {leader}, followers {followers}")
