@@ -33,26 +33,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import rdkafka_conf
+from util import coordinator_partition, rdkafka_conf
 
 KIND = cluster_kind()
 OFFSETS_PARTITIONS = 50
 PARTITIONS = 3
 RECORDS = 3000
 GROUP_CMD = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-
-
-def java_hash(s: str) -> int:
-    """Java's String.hashCode (UTF-16 code units, 32-bit wrapping)."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i:i + 2], "big")) & 0xFFFFFFFF
-    return h
-
-
-def partition_for(group: str, partitions: int) -> int:
-    return (java_hash(group) & 0x7FFFFFFF) % partitions
 
 
 @pytest.fixture
@@ -155,7 +142,7 @@ def test_group_coordinator_failover(cluster: Cluster, tmp_path):
     assert all(i["replicas"] == [1, 2, 3] for i in d.values()), d
     leaders = {i["leader"] for i in d.values()}
     assert leaders == {1, 2, 3}, f"leaders not spread over the brokers: {leaders}"
-    gp = partition_for(group, OFFSETS_PARTITIONS)
+    gp = coordinator_partition(group, OFFSETS_PARTITIONS)
     coord = coordinator_of(c, group)
     assert coord == d[gp]["leader"], (coord, gp, d[gp])
     print(f"\n[group-failover] group {group} -> __consumer_offsets-{gp}, coordinator {coord}")

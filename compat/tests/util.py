@@ -102,3 +102,14 @@ def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeou
             got.append(m.value().decode())
     c.close()
     return got
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """Kafka's internal-topic partition for a group or transactional id:
+    ``Utils.abs(key.hashCode()) % partitions`` with Java's String.hashCode (UTF-16
+    code units, 32-bit wrapping)."""
+    h = 0
+    data = key.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + int.from_bytes(data[i:i + 2], "big")) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions

@@ -6,10 +6,13 @@
 //! partition (replicated like any other) and takes over.
 //!
 //! - [`partition_for`]: Kafka's key → partition hash.
+//! - `shard`: a shard's log (append, wait until replicated, replay) and the map of
+//!   shards with its load/unload state machine, generic over what a shard holds.
 //! - `topic`: creating an internal topic on demand (FindCoordinator).
 //! - [`reconciled`]: the hook `ReplicaManager::reconcile` calls; it tells each
 //!   coordinator which partitions of its topic this node now leads.
 
+pub mod shard;
 pub mod topic;
 
 use std::collections::HashMap;

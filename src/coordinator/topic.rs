@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::api::topics::{self, NewTopic};
 use crate::broker::Broker;
+use crate::log::LogConfig;
 use crate::protocol::ResponseError;
 
 /// How long a FindCoordinator waits for a creation it started before answering
@@ -16,52 +17,51 @@ use crate::protocol::ResponseError;
 /// request, short enough not to stall a client.
 const CREATE_WAIT: Duration = Duration::from_secs(2);
 
-/// `__consumer_offsets` as Kafka creates it: `offsets.topic.*` settings, compacted,
-/// 100 MiB segments, kept forever, room for large group metadata records.
-fn group_topic(broker: &Broker) -> NewTopic {
-    let c = &broker.config;
-    let configs: BTreeMap<String, String> = [
+/// Kafka's `offsets.topic.segment.bytes` (and the transaction log's): small enough
+/// that sealed segments, which the cleaner compacts, appear long before a 1 GiB
+/// segment would fill.
+const SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Room for large group metadata and transaction state records.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// An internal topic as Kafka creates its coordinators' topics: compacted, 100 MiB
+/// segments, kept forever, room for large records, plus `extra` configs.
+fn internal_topic(name: &str, partitions: i32, replication_factor: i16, extra: &[(&str, String)]) -> NewTopic {
+    let base = [
         ("cleanup.policy", "compact".to_string()),
-        ("segment.bytes", "104857600".to_string()),
+        ("segment.bytes", SEGMENT_BYTES.to_string()),
         ("retention.ms", "-1".to_string()),
         ("retention.bytes", "-1".to_string()),
-        ("max.message.bytes", (64u32 << 20).to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    NewTopic {
-        name: super::GROUP_TOPIC.to_string(),
-        partitions: c.offsets_topic_num_partitions,
-        replication_factor: c.offsets_topic_rf(),
-        assignments: None,
-        configs,
-    }
+        ("max.message.bytes", MAX_MESSAGE_BYTES.to_string()),
+    ];
+    let configs: BTreeMap<String, String> = base.iter().chain(extra).map(|(k, v)| (k.to_string(), v.clone())).collect();
+    NewTopic { name: name.to_string(), partitions, replication_factor, assignments: None, configs }
 }
 
-/// `__transaction_state` as Kafka creates it: `transaction.state.log.*` settings
-/// (its `min.isr` as the topic's `min.insync.replicas`, which the transaction log's
-/// appends honour), compacted, kept forever.
+/// The settings of a standalone coordinator log (unit tests): what the internal
+/// topics' configs give a led partition.
+pub fn log_config() -> LogConfig {
+    let mut config = LogConfig { max_message_bytes: MAX_MESSAGE_BYTES, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
+    // Coordinator state must outlive any time or size retention.
+    config.retention_ms = crate::log::UNLIMITED;
+    config.retention_bytes = crate::log::UNLIMITED;
+    config.cleanup_delete = false;
+    config.cleanup_compact = true;
+    config
+}
+
+/// `__consumer_offsets` as Kafka creates it, with the `offsets.topic.*` settings.
+fn group_topic(broker: &Broker) -> NewTopic {
+    let c = &broker.config;
+    internal_topic(super::GROUP_TOPIC, c.offsets_topic_num_partitions, c.offsets_topic_rf(), &[])
+}
+
+/// `__transaction_state` as Kafka creates it, with the `transaction.state.log.*`
+/// settings (its `min.isr` as the topic's `min.insync.replicas`, which the
+/// transaction log's appends honour).
 fn txn_topic(broker: &Broker) -> NewTopic {
     let c = &broker.config;
-    let configs: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact".to_string()),
-        ("segment.bytes", "104857600".to_string()),
-        ("retention.ms", "-1".to_string()),
-        ("retention.bytes", "-1".to_string()),
-        ("min.insync.replicas", c.txn_topic_min_isr().to_string()),
-        ("max.message.bytes", (64u32 << 20).to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    NewTopic {
-        name: super::TXN_TOPIC.to_string(),
-        partitions: c.txn_topic_num_partitions,
-        replication_factor: c.txn_topic_rf(),
-        assignments: None,
-        configs,
-    }
+    internal_topic(super::TXN_TOPIC, c.txn_topic_num_partitions, c.txn_topic_rf(), &[("min.insync.replicas", c.txn_topic_min_isr().to_string())])
 }
 
 /// Make sure `__consumer_offsets` exists or is being created (see [`ensure`]).

@@ -90,3 +90,29 @@ impl Error {
 pub fn code_of(e: Option<Error>) -> i16 {
     e.map_or(0, Error::code)
 }
+
+impl From<crate::coordinator::shard::Error> for Error {
+    /// For offset commits and the coordinator's other writes.
+    fn from(e: crate::coordinator::shard::Error) -> Error {
+        use crate::coordinator::shard::Error as S;
+        match e {
+            S::NotCoordinator => Error::NotCoordinator,
+            S::LoadInProgress => Error::CoordinatorLoadInProgress,
+            S::NotEnoughReplicas => Error::CoordinatorNotAvailable,
+            S::TimedOut => Error::RequestTimedOut,
+            S::Storage => Error::Storage,
+        }
+    }
+}
+
+/// A group metadata write (the assignment SyncGroup stores) that failed, as Kafka
+/// answers it (`appendGroupMetadataErrorToResponseError`): retriable errors that
+/// send the client to look the coordinator up again.
+pub fn metadata_write_error(e: crate::coordinator::shard::Error) -> Error {
+    use crate::coordinator::shard::Error as S;
+    match e {
+        S::NotEnoughReplicas | S::TimedOut => Error::CoordinatorNotAvailable,
+        S::NotCoordinator | S::Storage => Error::NotCoordinator,
+        S::LoadInProgress => Error::CoordinatorLoadInProgress,
+    }
+}

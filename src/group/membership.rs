@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Error;
-use super::state::{Group, GroupState, JoinResult, Member, MemberProfile, Reply, SyncResult};
+use super::state::{Group, GroupState, HeldWrite, JoinResult, Member, MemberProfile, Reply, StaticRejoin, SyncResult};
 
 /// A JoinGroup, decoded.
 #[derive(Debug, Clone, Default)]
@@ -162,6 +162,7 @@ impl Group {
             return Err((Error::UnknownMemberId, String::new()));
         };
         m.fail_waiters(Error::FencedInstanceId);
+        let old_profile = m.profile.clone();
         m.id = new_id.clone();
         m.profile.session_timeout = req.profile.session_timeout;
         m.profile.rebalance_timeout = req.profile.rebalance_timeout;
@@ -187,9 +188,32 @@ impl Group {
                     r.members.clear();
                 }
             }
-            return Ok(Reply::Now(r));
+            // Answered once the new member id is stored.
+            let (tx, rx) = oneshot::channel();
+            let rejoin = StaticRejoin { instance_id: req.profile.instance_id.unwrap_or_default(), old_id: old.to_string(), new_id, old_profile };
+            self.held_write = Some(HeldWrite::StaticRejoin { rejoin: Box::new(rejoin), answer: Box::new(r), tx });
+            return Ok(Reply::Wait(rx));
         }
         Ok(self.update_and_wait(&new_id, req, now))
+    }
+
+    /// A static member's rejoin could not be stored: its old member id and profile
+    /// come back (Kafka reverts the same way), unless the group has moved on and the
+    /// new id no longer holds the instance.
+    pub(super) fn revert_static_rejoin(&mut self, r: StaticRejoin, now: Instant) {
+        if self.static_members.get(&r.instance_id) != Some(&r.new_id) {
+            return;
+        }
+        let Some(mut m) = self.members.remove(&r.new_id) else { return };
+        m.fail_waiters(Error::FencedInstanceId);
+        m.id = r.old_id.clone();
+        m.profile = r.old_profile;
+        m.session_deadline = now + m.profile.session_timeout;
+        self.members.insert(r.old_id.clone(), m);
+        self.static_members.insert(r.instance_id, r.old_id.clone());
+        if self.leader.as_deref() == Some(r.new_id.as_str()) {
+            self.leader = Some(r.old_id);
+        }
     }
 
     /// Who the member is and whether its generation is current.
@@ -249,23 +273,47 @@ impl Group {
                 m.sync_waiter = Some(tx);
                 m.session_deadline = now + m.profile.session_timeout;
                 if self.leader.as_deref() == Some(id) {
-                    self.apply_assignments(assignments, now);
+                    self.apply_assignments(assignments);
                 }
                 Reply::Wait(rx)
             }
         }
     }
 
-    /// The leader's SyncGroup: hand each member its bytes, exactly as sent.
-    fn apply_assignments(&mut self, assignments: Vec<(String, Bytes)>, now: Instant) {
+    /// The leader's SyncGroup: keep each member's bytes, exactly as sent. Nobody is
+    /// answered yet: the group stays CompletingRebalance until the coordinator has
+    /// stored the assignment ([`Group::assignment_stored`]), as Kafka's does, so no
+    /// member consumes by an assignment a failover would forget.
+    fn apply_assignments(&mut self, assignments: Vec<(String, Bytes)>) {
         for (id, a) in assignments {
             if let Some(m) = self.members.get_mut(&id) {
                 m.assignment = a;
             }
         }
-        self.state = GroupState::Stable;
         self.sync_deadline = None;
         self.dirty = true;
+        self.held_write = Some(HeldWrite::Assignment { generation: self.generation });
+    }
+
+    /// The assignment the leader sent in `generation` is stored (Ok) or could not be
+    /// (Err): the group goes Stable and every waiting SyncGroup gets its bytes, or
+    /// they all get the error and the group rebalances (Kafka's
+    /// `resetAndPropagateAssignmentError`). Nothing if the group moved on meanwhile.
+    pub(super) fn assignment_stored(&mut self, generation: i32, stored: Result<(), Error>, now: Instant) {
+        if self.state != GroupState::CompletingRebalance || self.generation != generation {
+            return;
+        }
+        if let Err(e) = stored {
+            tracing::warn!(group = %self.id, generation, error = %e, "storing the group's assignment failed");
+            for m in self.members.values_mut() {
+                m.assignment = Bytes::new();
+                m.answer_sync(SyncResult::error(e));
+            }
+            self.prepare_rebalance(now);
+            self.maybe_complete_join(now);
+            return;
+        }
+        self.state = GroupState::Stable;
         let (pt, pn) = (self.protocol_type.clone(), self.protocol_name.clone());
         for m in self.members.values_mut() {
             m.session_deadline = now + m.profile.session_timeout;

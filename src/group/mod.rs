@@ -11,8 +11,12 @@
 //! elsewhere get NOT_COORDINATOR, and clients look the coordinator up again.
 //! `state.rs`/`membership.rs` are the pure state machine of one group; this file is
 //! its I/O: the registry of groups, a ticker that drives session and rebalance
-//! timeouts, and the shards of the coordinator log (`store.rs`) that make offsets
-//! and group metadata survive a restart and a failover.
+//! timeouts, and the shards of the coordinator log (`store.rs`, over
+//! `coordinator::shard`) that make offsets and group metadata survive a restart and
+//! a failover. As in Kafka, what a client is told depends only on replicated
+//! records: an offset commit, and the group record a SyncGroup's assignment (or a
+//! static member's new id) is stored in, is answered once the shard's high
+//! watermark passes it.
 //!
 //! Locking: the registry lock is held only to look a group up or insert one; each
 //! group has its own mutex, held only for a synchronous state-machine call and the
@@ -52,33 +56,20 @@ pub use state::{Group, GroupState, JoinResult, JoinedMember, Limits, MemberProfi
 pub use view::{GroupDescription, GroupListing, MemberDescription};
 
 use store::{Entry, GroupRecord, MemberRecord, Store};
+use crate::coordinator::shard::{self, Shards};
 
 /// How often sessions and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 
 type Groups = HashMap<String, Arc<Mutex<Group>>>;
 
-/// One `__consumer_offsets` partition this node leads.
-enum Shard {
-    /// Being replayed (at this leader epoch): its groups are not served yet.
-    Loading { epoch: i32 },
-    Loaded(Arc<Store>),
-}
-
-impl Shard {
-    fn epoch(&self) -> i32 {
-        match self {
-            Shard::Loading { epoch } => *epoch,
-            Shard::Loaded(s) => s.leader_epoch(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Shards {
-    /// `__consumer_offsets`' partition count (0: it does not exist yet).
-    partitions: i32,
-    led: HashMap<i32, Shard>,
+/// What persisting a group's metadata did.
+enum Persisted {
+    /// Nothing to record now, or no log to record it in (an unsharded coordinator).
+    Nothing,
+    /// Appended below `end`: replicated once the shard's high watermark passes it.
+    Appended { store: Arc<Store>, end: i64 },
+    Failed(shard::Error),
 }
 
 pub struct GroupCoordinator {
@@ -90,13 +81,13 @@ pub struct GroupCoordinator {
     pub offset_metadata_max_bytes: usize,
     /// None: one unsharded coordinator with no log (unit tests). Lock order: this
     /// before `groups`; never taken for writing while a group is locked.
-    shards: Option<RwLock<Shards>>,
+    shards: Option<Shards<store::GroupLog>>,
 }
 
 impl GroupCoordinator {
     /// A coordinator for a broker: it serves no group until `set_leadership` gives it shards.
     pub fn sharded(limits: Limits, offset_metadata_max_bytes: usize) -> Arc<GroupCoordinator> {
-        Self::start(GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, shards: Some(RwLock::new(Shards::default())) })
+        Self::start(GroupCoordinator { groups: RwLock::new(HashMap::new()), limits, offset_metadata_max_bytes, shards: Some(Shards::default()) })
     }
 
     /// A coordinator over one standalone coordinator log in `logs` (one shard,
@@ -110,7 +101,7 @@ impl GroupCoordinator {
         if let Some(logs) = logs {
             let store = Store::open(logs)?;
             gc.groups = RwLock::new(replay(&store, limits)?);
-            gc.shards = Some(RwLock::new(Shards { partitions: 1, led: HashMap::from([(0, Shard::Loaded(Arc::new(store)))]) }));
+            gc.shards = Some(Shards::single(store));
         }
         Ok(Self::start(gc))
     }
@@ -128,14 +119,7 @@ impl GroupCoordinator {
     /// while it is loading. Ok(None): an unsharded coordinator with no log.
     pub fn access(&self, group_id: &str) -> Result<Option<Arc<Store>>> {
         let Some(shards) = &self.shards else { return Ok(None) };
-        let shards = shards.read();
-        let p = crate::coordinator::partition_for(group_id, shards.partitions);
-        match shards.led.get(&p) {
-            None => Err(Error::NotCoordinator),
-            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
-            Some(Shard::Loaded(s)) if s.resigned() => Err(Error::NotCoordinator),
-            Some(Shard::Loaded(s)) => Ok(Some(s.clone())),
-        }
+        Ok(Some(shards.access(group_id)?))
     }
 
     /// Whether this node serves `group_id` now (see [`GroupCoordinator::access`]).
@@ -145,83 +129,33 @@ impl GroupCoordinator {
 
     /// The loaded shard of `partition`: NOT_COORDINATOR unless this node leads it.
     fn shard(&self, partition: i32) -> Result<Arc<Store>> {
-        let shards = self.shards.as_ref().ok_or(Error::NotCoordinator)?.read();
-        match shards.led.get(&partition) {
-            Some(Shard::Loaded(s)) if !s.resigned() => Ok(s.clone()),
-            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
-            _ => Err(Error::NotCoordinator),
-        }
+        Ok(self.shards.as_ref().ok_or(Error::NotCoordinator)?.get(partition)?)
     }
 
     /// The reconcile hook (`coordinator::reconciled`): load the shards this node now
     /// leads (in the background), unload those it lost or leads at a new epoch.
     pub fn set_leadership(self: &Arc<Self>, broker: &Arc<crate::broker::Broker>, l: crate::coordinator::Leadership) {
         let Some(shards) = &self.shards else { return };
-        let mut unload = Vec::new();
-        let mut load = Vec::new();
-        {
-            let mut s = shards.write();
-            if l.partitions > 0 {
-                s.partitions = l.partitions;
-            }
-            let stale: Vec<i32> = s.led.iter().filter(|(p, sh)| l.led.get(p).is_none_or(|n| n.epoch != sh.epoch())).map(|(p, _)| *p).collect();
-            for p in stale {
-                s.led.remove(&p);
-                unload.push(p);
-            }
-            for (p, led) in &l.led {
-                if !s.led.contains_key(p) {
-                    s.led.insert(*p, Shard::Loading { epoch: led.epoch });
-                    load.push((*p, led.clone()));
-                }
-            }
-        }
-        for p in unload {
-            self.unload(p);
-        }
-        for (p, led) in load {
-            let weak = Arc::downgrade(broker);
-            let notify: Box<dyn Fn() + Send + Sync> = Box::new(move || {
-                if let Some(b) = weak.upgrade() {
-                    b.replicas.notify_appended();
-                }
-            });
-            let store = Store::led(&broker.logs, &led, notify);
-            let gc = self.clone();
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => drop(rt.spawn_blocking(move || gc.load(p, store))),
-                Err(_) => gc.load(p, store),
-            }
-        }
+        shards.set_leadership(&l, |p| self.unload(p), |p, led| {
+            let (store, gc) = (Store::led(broker, p, led), self.clone());
+            shard::in_background(move || gc.load(store));
+        });
     }
 
     /// Replay a shard and start serving its groups, unless leadership moved meanwhile.
-    fn load(&self, partition: i32, store: Store) {
+    fn load(&self, store: Store) {
         let Some(shards) = &self.shards else { return };
-        let started = std::time::Instant::now();
-        let groups = match replay(&store, self.limits) {
-            Ok(g) => g,
-            Err(e) => {
-                // Left Loading: clients retry; a new leadership retries the load.
-                tracing::error!(partition, error = %e, "loading a group coordinator shard failed");
-                return;
-            }
-        };
-        let mut s = shards.write();
-        if !matches!(s.led.get(&partition), Some(Shard::Loading { epoch }) if *epoch == store.leader_epoch()) {
-            return; // unloaded or superseded while replaying
-        }
-        let n = groups.len();
-        self.groups.write().extend(groups);
-        s.led.insert(partition, Shard::Loaded(Arc::new(store)));
-        tracing::info!(partition, groups = n, elapsed = ?started.elapsed(), "group coordinator shard loaded");
+        shards.finish_load(store, |s| replay(s, self.limits), |s, groups| {
+            tracing::info!(partition = s.partition_index, groups = groups.len(), "group coordinator shard loaded");
+            self.groups.write().extend(groups);
+        });
     }
 
     /// Drop the groups of a shard this node no longer leads; whoever waits on them
     /// is answered NOT_COORDINATOR and looks for the new coordinator.
     fn unload(&self, partition: i32) {
         let Some(shards) = &self.shards else { return };
-        let n = shards.read().partitions;
+        let n = shards.partitions();
         let gone: Vec<Arc<Mutex<Group>>> = {
             let mut groups = self.groups.write();
             let ids: Vec<String> = groups.keys().filter(|id| crate::coordinator::partition_for(id, n) == partition).cloned().collect();
@@ -247,29 +181,50 @@ impl GroupCoordinator {
         groups.entry(id.to_string()).or_insert_with(|| Arc::new(Mutex::new(Group::new(id, self.limits)))).clone()
     }
 
-    /// Append the group's metadata if it changed. Called with the group locked, so
-    /// records reach the log in the order the state changed.
-    fn persist(&self, g: &mut Group) {
-        if !g.take_dirty() {
-            return;
+    /// Append the group's metadata if it changed and is recordable now (see
+    /// [`Group::recordable`]). Called with the group locked, so records reach the log
+    /// in the order the state changed.
+    fn persist(&self, g: &mut Group) -> Persisted {
+        if !g.take_dirty() || !g.recordable() {
+            return Persisted::Nothing;
         }
-        let Ok(Some(store)) = self.access(&g.id) else { return };
-        // Only settled states are recorded: a restart mid-rebalance restores the
-        // last Stable generation, whose members then rejoin (ILLEGAL_GENERATION).
-        if matches!(g.state, GroupState::PreparingRebalance | GroupState::CompletingRebalance) {
-            return;
-        }
+        let store = match self.shards.as_ref().map(|s| s.access(&g.id)) {
+            None => return Persisted::Nothing,
+            Some(Ok(store)) => store,
+            Some(Err(e)) => return Persisted::Failed(e),
+        };
         let value = (g.state != GroupState::Dead).then(|| group_record(g));
-        if let Err(e) = store.append(&[Entry::Group { group: g.id.clone(), value }]) {
-            tracing::error!(group = %g.id, error = %e, "writing group metadata failed");
+        match store.append(&[Entry::Group { group: g.id.clone(), value }]) {
+            Ok(r) => Persisted::Appended { store, end: r.end },
+            Err(e) => {
+                tracing::error!(group = %g.id, error = %e, "writing group metadata failed");
+                Persisted::Failed(e)
+            }
         }
     }
 
-    /// Run `f` on the group, then persist what it changed.
+    /// Run `f` on the group, then persist what it changed. If `f` left answers that
+    /// wait for the write (a stored assignment, a static member's new id), they are
+    /// sent once it is replicated, by a task of their own: the group's lock is not
+    /// held meanwhile, and no other group waits.
     fn with_group<T>(&self, g: &Arc<Mutex<Group>>, f: impl FnOnce(&mut Group) -> T) -> T {
-        let mut g = g.lock();
-        let out = f(&mut g);
-        self.persist(&mut g);
+        let mut gl = g.lock();
+        let out = f(&mut gl);
+        let persisted = self.persist(&mut gl);
+        if let Some(held) = gl.take_held_write() {
+            match persisted {
+                // No log (an unsharded coordinator): nothing to wait for.
+                Persisted::Nothing => gl.write_done(held, Ok(()), Instant::now()),
+                Persisted::Failed(e) => gl.write_done(held, Err(error::metadata_write_error(e)), Instant::now()),
+                Persisted::Appended { store, end } => {
+                    let g = g.clone();
+                    tokio::spawn(async move {
+                        let stored = store.wait_replicated(end).await.map_err(error::metadata_write_error);
+                        g.lock().write_done(held, stored, Instant::now());
+                    });
+                }
+            }
+        }
         out
     }
 
@@ -482,7 +437,8 @@ impl GroupCoordinator {
             let mut gl = g.lock();
             gl.mark_dead()?;
             gl.dirty = true;
-            self.persist(&mut gl);
+            // DeleteGroups is answered at once: only writes that answers depend on hold them.
+            let _ = self.persist(&mut gl);
         }
         let mut groups = self.groups.write();
         if groups.get(group_id).is_some_and(|cur| Arc::ptr_eq(cur, &g)) {
@@ -567,14 +523,14 @@ fn append_commits(store: Option<&Store>, group: &str, commits: &[(Tp, Committed)
         .iter()
         .map(|((t, p), c)| Entry::Offset { group: group.to_string(), topic: t.clone(), partition: *p, value: Some(c.clone()) })
         .collect();
-    store.append(&entries).map(Some)
+    Ok(Some(store.append(&entries)?.start))
 }
 
 /// Waits until the commits appended at `base` are replicated, then publishes them
 /// (or, if that failed, drops them): they become visible to OffsetFetch only now.
 async fn finish_commits(store: Option<&Store>, g: &Mutex<Group>, base: Option<i64>, commits: Vec<(Tp, Committed)>) -> Result<()> {
     let done = match (store, base) {
-        (Some(store), Some(base)) => store.wait_replicated(base + commits.len() as i64).await,
+        (Some(store), Some(base)) => store.wait_replicated(base + commits.len() as i64).await.map_err(Error::from),
         _ => Ok(()),
     };
     let mut gl = g.lock();

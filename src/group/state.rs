@@ -124,6 +124,31 @@ impl SyncResult {
     }
 }
 
+/// A group metadata write whose answers wait until it is replicated, as Kafka's
+/// `storeGroup` callbacks do. The coordinator completes it with
+/// [`Group::write_done`].
+#[derive(Debug)]
+pub enum HeldWrite {
+    /// The leader's SyncGroup of `generation`: the group stays CompletingRebalance
+    /// and no SyncGroup is answered until its assignment is stored.
+    Assignment { generation: i32 },
+    /// A static member rejoined a Stable group under a new member id without a
+    /// rebalance: its JoinGroup gets `answer` once that is stored; if it cannot be,
+    /// the old member id is put back.
+    /// (Boxed: rarer and much larger than an assignment.)
+    StaticRejoin { rejoin: Box<StaticRejoin>, answer: Box<JoinResult>, tx: oneshot::Sender<JoinResult> },
+}
+
+/// What a static member's rejoin replaced, to put back if it cannot be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticRejoin {
+    pub instance_id: String,
+    pub old_id: String,
+    pub new_id: String,
+    /// The old member's profile before the rejoin updated it.
+    pub old_profile: MemberProfile,
+}
+
 /// An answer now, or one that a later operation on the group sends.
 pub enum Reply<T> {
     Now(T),
@@ -206,6 +231,9 @@ pub struct Group {
     pub offsets: Offsets,
     /// Membership changed in a way the coordinator log must record.
     pub(super) dirty: bool,
+    /// A write the coordinator must see replicated before it answers (set and taken
+    /// under one hold of the group's lock: see [`Group::take_held_write`]).
+    pub(super) held_write: Option<HeldWrite>,
     /// When the group last became Empty after having members: its offsets expire
     /// `offsets.retention.minutes` after this (KIP-211).
     pub(super) empty_since: Option<Instant>,
@@ -232,6 +260,7 @@ impl Group {
             limits,
             offsets: Offsets::default(),
             dirty: false,
+            held_write: None,
             empty_since: None,
             consumer: None,
         }
@@ -248,6 +277,43 @@ impl Group {
     /// Take the "needs persisting" flag.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// The write the last operation's answers wait for, if any (taken by the
+    /// coordinator right after it persisted the group, under the same lock).
+    pub fn take_held_write(&mut self) -> Option<HeldWrite> {
+        self.held_write.take()
+    }
+
+    /// The write `h` is replicated (Ok) or failed: send the answers it held.
+    pub fn write_done(&mut self, h: HeldWrite, stored: Result<(), Error>, now: Instant) {
+        match h {
+            HeldWrite::Assignment { generation } => self.assignment_stored(generation, stored, now),
+            HeldWrite::StaticRejoin { rejoin, answer, tx } => {
+                let answer = match stored {
+                    Ok(()) => *answer,
+                    Err(e) => {
+                        tracing::warn!(group = %self.id, member = %rejoin.new_id, error = %e, "storing a static member's rejoin failed");
+                        self.revert_static_rejoin(*rejoin, now);
+                        JoinResult::error(e, "")
+                    }
+                };
+                let _ = tx.send(answer); // the requester may have gone
+            }
+        }
+    }
+
+    /// Whether the group's metadata is to be recorded in its present state: settled
+    /// states, and a CompletingRebalance whose leader's assignment is being stored
+    /// (recorded as the Stable generation it becomes). A restart mid-rebalance
+    /// otherwise restores the last Stable generation, whose members then rejoin
+    /// (ILLEGAL_GENERATION).
+    pub fn recordable(&self) -> bool {
+        match self.state {
+            GroupState::PreparingRebalance => false,
+            GroupState::CompletingRebalance => matches!(self.held_write, Some(HeldWrite::Assignment { .. })),
+            GroupState::Empty | GroupState::Stable | GroupState::Dead => true,
+        }
     }
 
     /// Protocols every member supports, in no particular order.

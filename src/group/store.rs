@@ -1,9 +1,9 @@
-//! The coordinator log: group metadata and committed offsets as records in one
-//! internal partition, `__consumer_offsets-0`, a `PartitionLog` like any other but
-//! never in the metadata image (clients do not see it). Replayed on start, keeping
-//! the latest value per key; a null value (tombstone) deletes the key. The log is
-//! compacted by the log cleaner like any `cleanup.policy=compact` topic, so replay
-//! expects offset gaps and batches emptied by compaction.
+//! The coordinator log: group metadata and committed offsets as records in the
+//! group's partition of `__consumer_offsets` (a shard: see `coordinator::shard`).
+//! Replayed when the shard loads, keeping the latest value per key; a null value
+//! (tombstone) deletes the key. The log is compacted by the log cleaner like any
+//! `cleanup.policy=compact` topic, so replay expects offset gaps and batches emptied
+//! by compaction.
 //!
 //! Record format (ours, not Kafka's; big-endian; `str` = i16 length + UTF-8 with -1
 //! for null; `bytes` = i32 length + bytes):
@@ -20,6 +20,7 @@
 //!
 //! Batches are v2, uncompressed, producer id -1, written with `RecordBatchEncoder`.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,24 +28,13 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::offsets::Committed;
 use super::state::MemberProfile;
-use super::Error;
-use crate::log::manager::{Durable, LogManager, Partition, TopicPartition};
-use crate::replication::LeaderState;
-use crate::log::LogConfig;
-use crate::protocol::record_codec::DecodedBatch;
-use crate::protocol::records::BatchIter;
+use crate::coordinator::shard::{self, ShardStore};
+use crate::log::manager::{LogManager, TopicPartition};
 
 pub const TOPIC: &str = crate::coordinator::GROUP_TOPIC;
 const KEY_OFFSET: i16 = 1;
 const KEY_GROUP: i16 = 2;
 const KEY_TXN_OFFSET: i16 = 3;
-/// How much of the log one replay read takes.
-const REPLAY_CHUNK_BYTES: usize = 1 << 20;
-/// Kafka's `offsets.topic.segment.bytes`: small enough that sealed segments, which
-/// the cleaner compacts, appear long before a 1 GiB segment would fill.
-const SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
-/// Largest decompressed batch replay accepts (batches are written uncompressed).
-const REPLAY_BATCH_LIMIT_BYTES: usize = 256 << 20;
 
 /// A decoded record of the coordinator log.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,153 +66,60 @@ pub struct MemberRecord {
     pub assignment: Bytes,
 }
 
-/// How long a commit waits for its record to be replicated to every in-sync
-/// replica before it is answered REQUEST_TIMED_OUT (Kafka's
-/// `offsets.commit.timeout.ms` default).
+/// How long a write waits for its record to be replicated to every in-sync
+/// replica before it times out (Kafka's `offsets.commit.timeout.ms` default; a
+/// commit is then answered REQUEST_TIMED_OUT).
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The format of the group coordinator's log (the [`Entry`] records above).
+pub enum GroupLog {}
 
 /// One shard of the coordinator log: a `__consumer_offsets` partition this node
 /// leads (or, in unit tests, a standalone log with no leadership).
-pub struct Store {
-    logs: Arc<LogManager>,
-    partition: Arc<Partition>,
-    /// The leader epoch appends are stamped with.
-    leader_epoch: i32,
-    /// The leadership this shard was loaded under; None: a standalone log.
-    leader: Option<Arc<LeaderState>>,
-    /// Wakes followers' long-polling fetches after an append.
-    notify: Option<Box<dyn Fn() + Send + Sync>>,
-}
+pub type Store = ShardStore<GroupLog>;
 
-/// The settings of a standalone coordinator log (`__consumer_offsets`' topic
-/// configs give a led partition the same).
-pub fn log_config() -> LogConfig {
-    let mut config = LogConfig { max_message_bytes: 64 << 20, segment_bytes: SEGMENT_BYTES, ..LogConfig::default() };
-    // Committed offsets must outlive any time or size retention.
-    config.retention_ms = crate::log::UNLIMITED;
-    config.retention_bytes = crate::log::UNLIMITED;
-    config.cleanup_delete = false;
-    config.cleanup_compact = true;
-    config
-}
-
-impl Store {
+impl ShardStore<GroupLog> {
     /// A standalone log, partition 0, with no replication (unit tests).
     pub fn open(logs: &Arc<LogManager>) -> Result<Store, crate::log::Error> {
-        let partition = logs.open(&TopicPartition::new(TOPIC, 0), log_config())?;
-        Ok(Store { logs: logs.clone(), partition, leader_epoch: 0, leader: None, notify: None })
+        Store::new_standalone(logs, &TopicPartition::new(TOPIC, 0), COMMIT_TIMEOUT)
     }
 
     /// The shard of a partition this node leads.
-    pub fn led(logs: &Arc<LogManager>, led: &crate::coordinator::Led, notify: Box<dyn Fn() + Send + Sync>) -> Store {
-        Store { logs: logs.clone(), partition: led.log.clone(), leader_epoch: led.epoch, leader: Some(led.leader.clone()), notify: Some(notify) }
-    }
-
-    pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch
-    }
-
-    /// Leadership moved on since this shard was loaded.
-    pub fn resigned(&self) -> bool {
-        self.leader.as_ref().is_some_and(|l| l.has_resigned())
+    pub fn led(broker: &Arc<crate::broker::Broker>, index: i32, led: &crate::coordinator::Led) -> Store {
+        Store::new_led(broker, index, led, 1, COMMIT_TIMEOUT)
     }
 
     /// Append entries as one batch (the leader append path, at this shard's leader
-    /// epoch); returns the log offset of the first.
-    pub fn append(&self, entries: &[Entry]) -> Result<i64, Error> {
-        let buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms())
-            .map_err(|e| crate::log::Error::Io(std::io::Error::other(e)));
+    /// epoch); returns the offsets they took.
+    pub fn append(&self, entries: &[Entry]) -> Result<Range<i64>, shard::Error> {
+        let buf = crate::protocol::encode_plain_batch(entries.iter().map(encode), crate::log::system_time_ms()).map_err(|_| shard::Error::Storage)?;
         self.append_batch(buf)
-    }
-
-    /// Append one encoded batch; returns its base offset.
-    pub fn append_batch(&self, buf: Result<BytesMut, crate::log::Error>) -> Result<i64, Error> {
-        if self.resigned() {
-            return Err(Error::NotCoordinator);
-        }
-        let mut buf = buf.map_err(|_| Error::Storage)?;
-        let info = self.logs.append(&self.partition, &mut buf, self.leader_epoch).map_err(|e| {
-            tracing::error!(partition = %self.partition.tp.dir_name(), error = %e, "coordinator log append failed");
-            Error::Storage
-        })?;
-        if let Some(n) = &self.notify {
-            n();
-        }
-        Ok(info.base_offset)
-    }
-
-    /// Wait until everything below `end_offset` is replicated to the in-sync replicas
-    /// (the high watermark; for a single replica, on disk). NOT_COORDINATOR if
-    /// leadership moved meanwhile: what reached the offset may not be ours.
-    pub async fn wait_replicated(&self, end_offset: i64) -> Result<(), Error> {
-        let reached = self.partition.wait_high_watermark(end_offset);
-        let d = match &self.leader {
-            None => reached.await,
-            Some(l) => {
-                let watched = async {
-                    tokio::select! {
-                        d = reached => Some(d),
-                        _ = l.wait_resigned() => None,
-                    }
-                };
-                match tokio::time::timeout(COMMIT_TIMEOUT, watched).await {
-                    Err(_) => return Err(Error::RequestTimedOut),
-                    Ok(None) => return Err(Error::NotCoordinator),
-                    Ok(Some(d)) => d,
-                }
-            }
-        };
-        if d == Durable::Failed {
-            return Err(Error::Storage);
-        }
-        if self.resigned() {
-            return Err(Error::NotCoordinator);
-        }
-        Ok(())
     }
 
     /// Every entry from the start of the log, in order, with its log offset.
     pub fn replay(&self, mut apply: impl FnMut(i64, Entry)) -> Result<(), crate::log::Error> {
-        // To the log end, as Kafka loads a shard: a new leader's tail beyond the high
-        // watermark is what it will replicate next.
-        let mut offset = self.partition.log_start_offset();
-        let end = self.partition.log_end_offset();
-        while offset < end {
-            let r = self.partition.read_to_log_end(offset, REPLAY_CHUNK_BYTES, true)?;
-            if r.records.is_empty() {
-                break;
-            }
-            let before = offset;
-            for (h, range) in BatchIter::new(&r.records) {
-                // Past the whole batch, even one compaction emptied: offsets have gaps.
-                offset = offset.max(h.next_offset());
-                let batch = DecodedBatch::decode(&r.records[range], REPLAY_BATCH_LIMIT_BYTES)
-                    .map_err(|e| crate::log::Error::Io(std::io::Error::other(format!("coordinator log: {e}"))))?;
-                if h.is_control() {
-                    // A transaction marker: key `i16 version, i16 type (0 abort, 1 commit)`.
-                    for rec in batch.records() {
-                        if let Some(k) = rec.key.filter(|k| k.len() >= 4) {
-                            let commit = i16::from_be_bytes([k[2], k[3]]) == 1;
-                            apply(rec.offset(h.base_offset), Entry::Marker { producer_id: h.producer_id, commit });
-                        }
-                    }
-                    continue;
-                }
+        self.replay_batches(|batch| {
+            let h = &batch.header;
+            if h.is_control() {
+                // A transaction marker: key `i16 version, i16 type (0 abort, 1 commit)`.
                 for rec in batch.records() {
-                    let at = rec.offset(h.base_offset);
-                    let key = rec.key.map(Bytes::copy_from_slice);
-                    let value = rec.value.map(Bytes::copy_from_slice);
-                    match key.and_then(|k| decode(k, value)) {
-                        Some(e) => apply(at, e),
-                        None => tracing::warn!(offset = at, "undecodable coordinator record skipped"),
+                    if let Some(k) = rec.key.filter(|k| k.len() >= 4) {
+                        let commit = i16::from_be_bytes([k[2], k[3]]) == 1;
+                        apply(rec.offset(h.base_offset), Entry::Marker { producer_id: h.producer_id, commit });
                     }
                 }
+                return;
             }
-            if offset == before {
-                break; // no progress: nothing decodable here
+            for rec in batch.records() {
+                let at = rec.offset(h.base_offset);
+                let key = rec.key.map(Bytes::copy_from_slice);
+                let value = rec.value.map(Bytes::copy_from_slice);
+                match key.and_then(|k| decode(k, value)) {
+                    Some(e) => apply(at, e),
+                    None => tracing::warn!(offset = at, "undecodable coordinator record skipped"),
+                }
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -431,13 +328,13 @@ mod tests {
         }
         store.append(&[Entry::Offset { group: "g2".into(), topic: "t".into(), partition: 0, value: None }]).unwrap();
         store.append(&[commit("g1", 999)]).unwrap();
-        let end = store.partition.log_end_offset();
-        while store.partition.high_watermark() < end {
+        let end = store.partition().log_end_offset();
+        while store.partition().high_watermark() < end {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let now = crate::log::system_time_ms();
         let stats = store
-            .partition
+            .partition()
             .with_log(|log| {
                 log.roll()?;
                 log.clean_at(now, end, &crate::log::CleanerOptions::default())

@@ -63,7 +63,16 @@ fn who(id: &str, generation: i32) -> MemberRef<'_> {
 }
 
 fn sync_now(g: &mut Group, id: &str, gen_id: i32, a: Vec<(String, Bytes)>, t: Instant) -> Reply<SyncResult> {
-    g.sync(who(id, gen_id), (None, None), a, t)
+    let r = g.sync(who(id, gen_id), (None, None), a, t);
+    stored(g, r, t)
+}
+
+/// What the coordinator does when the write an answer waits for is replicated.
+fn stored<T>(g: &mut Group, r: Reply<T>, t: Instant) -> Reply<T> {
+    if let Some(h) = g.take_held_write() {
+        g.write_done(h, Ok(()), t);
+    }
+    r
 }
 
 /// One member, joined and synced: Stable at generation 1.
@@ -171,7 +180,8 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let old = r.member_id.clone();
     now_result(sync_now(&mut g, &old, 1, vec![(old.clone(), Bytes::from_static(b"A"))], t).map_now());
     // Restart: no member id, same instance id and metadata.
-    let r = now_result(g.join(req("", Some("i1"), &[("range", "m")]), t + Duration::from_secs(5)));
+    let rejoin = g.join(req("", Some("i1"), &[("range", "m")]), t + Duration::from_secs(5));
+    let r = now_result(stored(&mut g, rejoin, t).map_now());
     assert_eq!((r.error, r.generation), (None, 1));
     assert_ne!(r.member_id, old);
     assert_eq!(g.state, GroupState::Stable);
@@ -305,6 +315,100 @@ async fn offsets_and_groups_survive_reopen() {
     assert_eq!((d.state, d.members.len()), (GroupState::Stable, 1));
     assert_eq!(d.members[0].assignment, Bytes::from_static(b"assigned"));
     assert_eq!(gc.heartbeat("s", who(&r.member_id, 1)), Ok(()));
+}
+
+/// Two members in CompletingRebalance at generation 2 (m1 the leader).
+fn completing_two(t: Instant) -> (Group, String, String) {
+    let (mut g, m1) = stable_one(t);
+    let (m2, mut j2) = join_new(&mut g, t, &[("range", "m2")]);
+    let mut j1 = waiting(g.join(req(&m1, None, &[("range", "m1")]), t));
+    assert_eq!((answered(&mut j1).generation, answered(&mut j2).generation), (2, 2));
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    (g, m1, m2)
+}
+
+#[test]
+fn sync_answers_wait_until_the_assignment_is_stored() {
+    let t = Instant::now();
+    let (mut g, m1, m2) = completing_two(t);
+    let a = vec![(m1.clone(), Bytes::from_static(b"x1")), (m2.clone(), Bytes::from_static(b"x2"))];
+    let mut s1 = waiting(g.sync(who(&m1, 2), (None, None), a, t));
+    let held = g.take_held_write().expect("the assignment is a held write");
+    assert!(matches!(held, super::state::HeldWrite::Assignment { generation: 2 }));
+    // Recorded as the generation it becomes, but nobody is answered yet; a follower
+    // that syncs now waits too, and a heartbeat is fine.
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    let mut s2 = waiting(g.sync(who(&m2, 2), (None, None), vec![], t));
+    assert!(g.take_held_write().is_none(), "only the leader's SyncGroup stores");
+    assert!(s1.try_recv().is_err() && s2.try_recv().is_err());
+    assert_eq!(g.heartbeat(who(&m2, 2), t), Ok(()));
+    g.write_done(held, Ok(()), t);
+    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!((answered(&mut s1).assignment, answered(&mut s2).assignment), (Bytes::from_static(b"x1"), Bytes::from_static(b"x2")));
+}
+
+#[test]
+fn a_failed_assignment_write_answers_every_sync_with_the_error_and_rebalances() {
+    let t = Instant::now();
+    let (mut g, m1, m2) = completing_two(t);
+    let mut s2 = waiting(g.sync(who(&m2, 2), (None, None), vec![], t));
+    let mut s1 = waiting(g.sync(who(&m1, 2), (None, None), vec![(m1.clone(), Bytes::from_static(b"x1"))], t));
+    let held = g.take_held_write().unwrap();
+    g.write_done(held, Err(Error::NotCoordinator), t);
+    let (r1, r2) = (answered(&mut s1), answered(&mut s2));
+    assert_eq!((r1.error, r2.error), (Some(Error::NotCoordinator), Some(Error::NotCoordinator)));
+    assert!(r1.assignment.is_empty());
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    // A late completion of the same generation changes nothing.
+    g.write_done(super::state::HeldWrite::Assignment { generation: 2 }, Ok(()), t);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_static_rejoin_that_cannot_be_stored_keeps_the_old_member_id() {
+    let t = Instant::now();
+    let mut g = Group::new("g", limits(0));
+    let old = answered(&mut waiting(g.join(req("", Some("i1"), &[("range", "m")]), t))).member_id;
+    now_result(sync_now(&mut g, &old, 1, vec![(old.clone(), Bytes::from_static(b"A"))], t).map_now());
+    let mut rejoin = waiting(g.join(req("", Some("i1"), &[("range", "m")]), t));
+    assert!(rejoin.try_recv().is_err(), "answered only once the new member id is stored");
+    let held = g.take_held_write().unwrap();
+    g.write_done(held, Err(Error::CoordinatorNotAvailable), t);
+    let r = answered(&mut rejoin);
+    assert_eq!(r.error, Some(Error::CoordinatorNotAvailable));
+    let me = MemberRef { member_id: &old, instance_id: Some("i1"), generation: 1 };
+    assert_eq!(g.heartbeat(me.clone(), t), Ok(()));
+    assert_eq!(now_result(g.sync(me, (None, None), vec![], t)).assignment, Bytes::from_static(b"A"));
+    assert_eq!(g.leader.as_deref(), Some(old.as_str()));
+}
+
+/// Through the coordinator and a real log: the leader's SyncGroup is answered only
+/// once the log's high watermark passes the assignment record; meanwhile other
+/// requests (and other groups) are served.
+#[tokio::test]
+async fn sync_group_is_answered_once_the_assignment_is_replicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = crate::log::manager::LogManager::new(dir.path()).unwrap();
+    let gc = GroupCoordinator::open(Some(&logs), limits(0), 4096).unwrap();
+    let r = match gc.join("g", JoinRequest { require_known_member_id: false, ..req("", None, &[("range", "m")]) }) {
+        Reply::Wait(rx) => rx.await.unwrap(),
+        Reply::Now(r) => r,
+    };
+    let store = gc.access("g").unwrap().unwrap();
+    let hw = store.partition().high_watermark();
+    store.partition().set_hw_cap(hw);
+    let mut s = waiting(gc.sync("g", who(&r.member_id, 1), (None, None), vec![(r.member_id.clone(), Bytes::from_static(b"a"))]));
+    assert!(store.end_offset() > hw, "the assignment is in the log");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.try_recv().is_err(), "answered before the assignment was replicated");
+    assert_eq!(gc.heartbeat("g", who(&r.member_id, 1)), Ok(()));
+    let other = gc.join("h", req("", None, &[("range", "m")]));
+    assert_eq!(now_result(other).error, Some(Error::MemberIdRequired), "another group is served meanwhile");
+    store.partition().set_hw_cap(i64::MAX);
+    let answer = tokio::time::timeout(Duration::from_secs(10), s).await.unwrap().unwrap();
+    assert_eq!((answer.error, answer.assignment), (None, Bytes::from_static(b"a")));
+    assert_eq!(gc.describe("g").unwrap().state, GroupState::Stable);
+    logs.close().unwrap();
 }
 
 /// The ticker drives real (short) timeouts: the state machine itself is tested with

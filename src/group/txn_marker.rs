@@ -34,7 +34,7 @@ impl GroupCoordinator {
                         .iter()
                         .map(|((t, p), c)| Entry::TxnOffset { producer_id, group: gl.id.clone(), topic: t.clone(), partition: *p, value: Some(c.clone()) })
                         .collect();
-                    Some(store.append(&entries)?)
+                    Some(store.append(&entries)?.start)
                 }
                 _ => None,
             };
@@ -46,7 +46,7 @@ impl GroupCoordinator {
         };
         Ok(async move {
             match (store, end) {
-                (Some(store), Some(end)) => store.wait_replicated(end).await,
+                (Some(store), Some(end)) => Ok(store.wait_replicated(end).await?),
                 _ => Ok(()),
             }
         })
@@ -65,10 +65,10 @@ impl GroupCoordinator {
         let kind = if commit { ControlType::Commit } else { ControlType::Abort };
         let now_ms = crate::log::system_time_ms();
         let mut end = match &store {
-            Some(s) => Some(s.append_batch(Ok(marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now_ms)))? + 1),
+            Some(s) => Some(s.append_batch(marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now_ms))?.end),
             None => None,
         };
-        let n = self.shards.as_ref().map_or(1, |s| s.read().partitions);
+        let n = self.shards.as_ref().map_or(1, |s| s.partitions());
         let groups: Vec<_> = self
             .groups
             .read()
@@ -93,12 +93,11 @@ impl GroupCoordinator {
             }
             gl.offsets.complete_txn(producer_id, commit);
             if let Some(s) = &store {
-                let base = s.append(&entries)?;
-                end = Some(base + entries.len() as i64);
+                end = Some(s.append(&entries)?.end);
             }
         }
         match (store, end) {
-            (Some(s), Some(end)) => s.wait_replicated(end).await,
+            (Some(s), Some(end)) => Ok(s.wait_replicated(end).await?),
             _ => Ok(()),
         }
     }

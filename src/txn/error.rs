@@ -54,3 +54,16 @@ impl Error {
         e.code()
     }
 }
+
+impl From<crate::coordinator::shard::Error> for Error {
+    fn from(e: crate::coordinator::shard::Error) -> Error {
+        use crate::coordinator::shard::Error as S;
+        match e {
+            S::NotCoordinator => Error::NotCoordinator,
+            S::LoadInProgress => Error::CoordinatorLoadInProgress,
+            S::NotEnoughReplicas => Error::NotEnoughReplicas,
+            // Not replicated in time: COORDINATOR_NOT_AVAILABLE, the client retries.
+            S::TimedOut | S::Storage => Error::Storage,
+        }
+    }
+}

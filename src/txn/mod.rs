@@ -42,6 +42,7 @@ pub use error::{Error, Result};
 pub use state::{EndOutcome, InitOutcome, PendingOffset, TxnMeta, TxnState};
 
 use crate::broker::Broker;
+use crate::coordinator::shard::{self, Shards};
 
 /// Kafka's `transaction.max.timeout.ms` default: the longest timeout a producer may ask.
 pub const DEFAULT_MAX_TIMEOUT_MS: i64 = 900_000;
@@ -71,29 +72,6 @@ impl Settings {
     }
 }
 
-/// One `__transaction_state` partition this node leads.
-enum Shard {
-    /// Being replayed (at this leader epoch): its ids are not served yet.
-    Loading { epoch: i32 },
-    Loaded(Arc<store::Store>),
-}
-
-impl Shard {
-    fn epoch(&self) -> i32 {
-        match self {
-            Shard::Loading { epoch } => *epoch,
-            Shard::Loaded(s) => s.leader_epoch(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Shards {
-    /// `__transaction_state`'s partition count (0: it does not exist yet).
-    partitions: i32,
-    led: HashMap<i32, Shard>,
-}
-
 /// A state change appended to a shard's log: answered once it is replicated.
 pub struct Pending {
     store: Arc<store::Store>,
@@ -107,8 +85,8 @@ pub struct TxnCoordinator {
     /// Ids whose completion (markers, offsets) is running, so it runs once.
     completing: Mutex<HashSet<String>>,
     pub settings: Settings,
-    /// The partitions this node leads. Lock order: this before `txns`.
-    shards: RwLock<Shards>,
+    /// The `__transaction_state` partitions this node leads. Lock order: this before `txns`.
+    shards: Shards<store::TxnLog>,
     /// Connections to the other brokers that markers are sent to.
     channels: marker_sender::Channels,
 }
@@ -120,7 +98,7 @@ impl TxnCoordinator {
             txns: RwLock::new(HashMap::new()),
             completing: Mutex::new(HashSet::new()),
             settings,
-            shards: RwLock::new(Shards::default()),
+            shards: Shards::default(),
             channels: Default::default(),
         })
     }
@@ -136,14 +114,7 @@ impl TxnCoordinator {
     /// not lead the id's partition (any more), COORDINATOR_LOAD_IN_PROGRESS while that
     /// partition is loading.
     pub fn access(&self, id: &str) -> Result<Arc<store::Store>> {
-        let shards = self.shards.read();
-        let p = crate::coordinator::partition_for(id, shards.partitions);
-        match shards.led.get(&p) {
-            None => Err(Error::NotCoordinator),
-            Some(Shard::Loading { .. }) => Err(Error::CoordinatorLoadInProgress),
-            Some(Shard::Loaded(s)) if s.resigned() => Err(Error::NotCoordinator),
-            Some(Shard::Loaded(s)) => Ok(s.clone()),
-        }
+        Ok(self.shards.access(id)?)
     }
 
     /// Whether this node coordinates `id` now (see [`TxnCoordinator::access`]).
@@ -162,79 +133,38 @@ impl TxnCoordinator {
     /// The reconcile hook (`coordinator::reconciled`): load the shards this node now
     /// leads (in the background), unload those it lost or leads at a new epoch.
     pub fn set_leadership(self: &Arc<Self>, broker: &Arc<Broker>, image: &crate::metadata::Image, l: crate::coordinator::Leadership) {
-        let mut unload = Vec::new();
-        let mut load = Vec::new();
-        {
-            let mut s = self.shards.write();
-            if l.partitions > 0 {
-                s.partitions = l.partitions;
-            }
-            let stale: Vec<i32> = s.led.iter().filter(|(p, sh)| l.led.get(p).is_none_or(|n| n.epoch != sh.epoch())).map(|(p, _)| *p).collect();
-            for p in stale {
-                s.led.remove(&p);
-                unload.push(p);
-            }
-            for (p, led) in &l.led {
-                if !s.led.contains_key(p) {
-                    s.led.insert(*p, Shard::Loading { epoch: led.epoch });
-                    load.push((*p, led.clone()));
-                }
-            }
-        }
-        for p in unload {
-            self.unload(p);
-        }
-        if load.is_empty() {
-            return;
-        }
         let min_isr = image
             .topic(store::TOPIC)
             .and_then(|t| t.configs.get("min.insync.replicas"))
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
-        for (p, led) in load {
-            let weak = Arc::downgrade(broker);
-            let notify: Box<dyn Fn() + Send + Sync> = Box::new(move || {
-                if let Some(b) = weak.upgrade() {
-                    b.replicas.notify_appended();
-                }
-            });
-            let store = store::Store::led(&broker.logs, p, &led, min_isr, notify);
+        self.shards.set_leadership(&l, |p| self.unload(p), |p, led| {
+            let store = store::Store::led(broker, p, led, min_isr);
             let (tc, weak) = (self.clone(), Arc::downgrade(broker));
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => drop(rt.spawn_blocking(move || tc.load(&weak, store))),
-                Err(_) => tc.load(&weak, store),
-            }
-        }
+            shard::in_background(move || tc.load(&weak, store));
+        });
     }
 
     /// Replay a shard and start serving its ids, unless leadership moved meanwhile;
     /// then finish the transactions it left prepared (Kafka's coordinator does the
     /// same when it becomes a partition's leader).
     fn load(&self, broker: &Weak<Broker>, store: store::Store) {
-        let started = std::time::Instant::now();
-        let p = store.partition_index;
-        let mut metas: HashMap<String, TxnMeta> = HashMap::new();
-        if let Err(e) = store.replay(|m| {
-            metas.insert(m.transactional_id.clone(), m);
-        }) {
-            // Left Loading: clients retry; a new leadership retries the load.
-            tracing::error!(partition = p, error = %e, "loading a transaction coordinator shard failed");
-            return;
-        }
-        let store = Arc::new(store);
-        let prepared: Vec<String> = metas.values().filter(|m| m.state.is_preparing()).map(|m| m.transactional_id.clone()).collect();
-        {
-            let mut s = self.shards.write();
-            if !matches!(s.led.get(&p), Some(Shard::Loading { epoch }) if *epoch == store.leader_epoch()) {
-                return; // unloaded or superseded while replaying
-            }
-            let n = metas.len();
+        let replay = |s: &store::Store| {
+            let mut metas: HashMap<String, TxnMeta> = HashMap::new();
+            s.replay(|m| {
+                metas.insert(m.transactional_id.clone(), m);
+            })
+            .map(|()| metas)
+        };
+        let publish = |s: &Arc<store::Store>, metas: HashMap<String, TxnMeta>| {
+            let prepared: Vec<String> = metas.values().filter(|m| m.state.is_preparing()).map(|m| m.transactional_id.clone()).collect();
+            tracing::info!(partition = s.partition_index, transactional_ids = metas.len(), prepared = prepared.len(), "transaction coordinator shard loaded");
             self.txns.write().extend(metas.into_iter().map(|(k, v)| (k, Arc::new(Mutex::new(v)))));
-            s.led.insert(p, Shard::Loaded(store.clone()));
-            tracing::info!(partition = p, epoch = store.leader_epoch(), transactional_ids = n, prepared = prepared.len(), elapsed = ?started.elapsed(), "transaction coordinator shard loaded");
-        }
-        if let (Some(broker), false) = (broker.upgrade(), prepared.is_empty()) {
+            prepared
+        };
+        if let Some((store, prepared)) = self.shards.finish_load(store, replay, publish)
+            && let (Some(broker), false) = (broker.upgrade(), prepared.is_empty())
+        {
             complete::resume(&broker, store, prepared);
         }
     }
@@ -242,7 +172,7 @@ impl TxnCoordinator {
     /// Forget the ids of a shard this node no longer leads. Requests and completions
     /// still holding them fail at their next write (the shard's leadership resigned).
     fn unload(&self, partition: i32) {
-        let n = self.shards.read().partitions;
+        let n = self.shards.partitions();
         let mut txns = self.txns.write();
         let before = txns.len();
         txns.retain(|id, _| crate::coordinator::partition_for(id, n) != partition);
@@ -261,7 +191,7 @@ impl TxnCoordinator {
     /// COORDINATOR_LOAD_IN_PROGRESS while any shard this node leads is loading
     /// (ListTransactions would miss its ids).
     pub fn loaded(&self) -> Result<()> {
-        if self.shards.read().led.values().any(|s| matches!(s, Shard::Loading { .. })) {
+        if self.shards.any_loading() {
             return Err(Error::CoordinatorLoadInProgress);
         }
         Ok(())
@@ -281,7 +211,7 @@ impl TxnCoordinator {
     /// Waits until an appended state change is replicated.
     async fn wait(p: Option<Pending>) -> Result<()> {
         match p {
-            Some(p) => p.store.wait_replicated(p.end).await,
+            Some(p) => Ok(p.store.wait_replicated(p.end).await?),
             None => Ok(()),
         }
     }

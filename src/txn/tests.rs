@@ -263,11 +263,10 @@ fn ids_are_served_by_the_loaded_shard_they_hash_to() {
     let mine = ids.iter().find(|i| crate::coordinator::partition_for(i, n) == 1).unwrap().clone();
     let other = ids.iter().find(|i| crate::coordinator::partition_for(i, n) == 2).unwrap().clone();
     assert_eq!(tc.check(&mine), Err(Error::NotCoordinator), "no shard at all");
-    tc.shards.write().partitions = n;
-    tc.shards.write().led.insert(1, Shard::Loading { epoch: 3 });
+    tc.shards.set_loading(n, 1, 3);
     assert_eq!(tc.check(&mine), Err(Error::CoordinatorLoadInProgress));
     assert_eq!(tc.check(&other), Err(Error::NotCoordinator));
-    tc.shards.write().led.insert(1, Shard::Loaded(Arc::new(store::Store::standalone(&logs, 1).unwrap())));
+    tc.shards.set_loaded(1, Arc::new(store::Store::standalone(&logs, 1).unwrap()));
     assert_eq!(tc.check(&mine), Ok(()));
     assert_eq!(tc.check(&other), Err(Error::NotCoordinator));
     for id in [&mine, &other] {
@@ -276,7 +275,7 @@ fn ids_are_served_by_the_loaded_shard_they_hash_to() {
     // Known here but not coordinated here: not served.
     assert_eq!(tc.entry(&other).err(), Some(Error::NotCoordinator));
     assert!(tc.entry(&mine).is_ok());
-    tc.shards.write().led.remove(&1);
+    tc.shards.remove(1);
     tc.unload(1);
     assert_eq!(tc.ids(), vec![other.clone()]);
     assert_eq!(tc.check(&mine), Err(Error::NotCoordinator));
