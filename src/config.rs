@@ -559,10 +559,10 @@ impl Config {
         if !self.role_controller && matches!(self.initial_controllers, InitialControllers::Standalone | InitialControllers::Voters(_)) {
             return bad("process.roles", "--standalone and --initial-controllers are for a node with the controller role".into());
         }
-        if let InitialControllers::Voters(list) = &self.initial_controllers {
-            if !list.iter().any(|c| c.id == self.node_id) {
-                return bad("node.id", format!("node.id {} is not among --initial-controllers", self.node_id));
-            }
+        if let InitialControllers::Voters(list) = &self.initial_controllers
+            && !list.iter().any(|c| c.id == self.node_id)
+        {
+            return bad("node.id", format!("node.id {} is not among --initial-controllers", self.node_id));
         }
         if self.is_dynamic_quorum() && self.controller_listen.is_none() {
             return bad(
@@ -822,8 +822,7 @@ mod tests {
         c.initial_controllers = InitialControllers::None;
         assert!(c.is_dynamic_quorum() && c.quorum(dir).dynamic.is_some_and(|d| d.initial == Initial::Observe));
         // Flags need bootstrap servers; a broker takes only --no-initial-controllers.
-        let mut c = Config::default();
-        c.initial_controllers = InitialControllers::Standalone;
+        let c = Config { initial_controllers: InitialControllers::Standalone, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("controller.quorum.bootstrap.servers"));
         let mut b = Config::default();
         b.set("node.id", "4").unwrap();

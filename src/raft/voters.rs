@@ -136,7 +136,14 @@ const MEMBERSHIP_CHECK_PERIOD: Duration = Duration::from_secs(1);
 /// `remove_voter`, and comes back as an observer here).
 async fn keep_membership(core: Arc<Core>, bootstrap: Vec<String>, me: Member, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let present = core.raft.metrics().borrow().membership_config.membership().get_node(&core.id) == Some(&me);
+        let present = {
+            let m = core.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            // A voter is in (whatever address the initial list gave it); an observer
+            // must be there at its current address.
+            membership.voter_ids().any(|v| v == core.id) || membership.get_node(&core.id) == Some(&me)
+        };
         if !present {
             join_as_observer(core.clone(), bootstrap.clone(), me.clone(), shutdown.clone()).await;
         }
