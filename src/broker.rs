@@ -47,8 +47,8 @@ pub struct Broker {
 impl Broker {
     /// Open the data dir: identity, metadata log, then every partition's log.
     pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
-        let identity = Identity::load_or_create(&config.data_dir, config.node_id)?;
-        let quorum = config.quorum();
+        let identity = Identity::load_or_create(&config.data_dir, config.node_id, config.initial_directory_id())?;
+        let quorum = config.quorum(&identity.directory_id);
         // Alone means the only voter; an observer of a one-voter quorum is not alone.
         let single_voter = quorum.voters.len() == 1 && quorum.observer_addr.is_none();
         let metadata = Arc::new(MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), quorum)?);

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod initial;
+pub use initial::{InitialController, InitialControllers, is_directory_id, parse_initial_controllers};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid value {value:?} for config {key}: {reason}")]
@@ -110,9 +113,12 @@ pub struct Config {
     pub role_controller: bool,
     /// `controller.quorum.voters`; empty = this node alone is the quorum.
     pub controller_quorum_voters: Vec<Voter>,
-    /// `controller.quorum.bootstrap.servers` (host:port): accepted for a standalone
-    /// controller only, since voters need ids here (see `validate`).
+    /// `controller.quorum.bootstrap.servers` (host:port): a dynamic quorum (KIP-853,
+    /// see `is_dynamic_quorum`), or one entry alone for a standalone controller.
     pub controller_quorum_bootstrap_servers: Vec<String>,
+    /// `--standalone` / `--initial-controllers` / `--no-initial-controllers`: how a
+    /// controller of a dynamic quorum starts on an empty data dir.
+    pub initial_controllers: InitialControllers,
     /// `controller.listener.names`: which `listeners` entries are the raft transport.
     pub controller_listener_names: Vec<String>,
     /// The `CONTROLLER://host:port` entry of `listeners`, where the raft transport listens.
@@ -192,6 +198,7 @@ impl Default for Config {
             role_controller: true,
             controller_quorum_voters: Vec::new(),
             controller_quorum_bootstrap_servers: Vec::new(),
+            initial_controllers: InitialControllers::Unspecified,
             controller_listener_names: vec!["CONTROLLER".into()],
             controller_listen: None,
             broker_session_timeout_ms: 9_000,
@@ -464,12 +471,16 @@ impl Config {
             Err(Error::InvalidValue { key: key.into(), value: self.raw.get(key).cloned().unwrap_or_default(), reason })
         };
         let voters = &self.controller_quorum_voters;
+        self.validate_dynamic()?;
         if !self.role_controller {
             // A broker-only node is an observer of the quorum (a raft learner): the
-            // leader pushes the metadata log to it, so it needs the voters and a
-            // listener of its own for that stream.
-            if voters.is_empty() {
-                return bad("process.roles", "a broker without the controller role needs controller.quorum.voters to find the quorum".into());
+            // leader pushes the metadata log to it, so it needs the voters (or the
+            // bootstrap servers) and a listener of its own for that stream.
+            if voters.is_empty() && self.controller_quorum_bootstrap_servers.is_empty() {
+                return bad(
+                    "process.roles",
+                    "a broker without the controller role needs controller.quorum.voters or controller.quorum.bootstrap.servers to find the quorum".into(),
+                );
             }
             if voters.iter().any(|v| v.id == self.node_id) {
                 return bad("controller.quorum.voters", format!("node.id {} is a voter but process.roles lacks controller", self.node_id));
@@ -493,12 +504,6 @@ impl Config {
         if !voters.is_empty() && !self.controller_quorum_bootstrap_servers.is_empty() {
             return bad("controller.quorum.bootstrap.servers", "set either controller.quorum.voters or controller.quorum.bootstrap.servers, not both".into());
         }
-        if self.controller_quorum_bootstrap_servers.len() > 1 {
-            return bad(
-                "controller.quorum.bootstrap.servers",
-                "a dynamic quorum of several controllers is not supported yet; list them in controller.quorum.voters (id@host:port)".into(),
-            );
-        }
         if self.role_controller && !voters.is_empty() && !voters.iter().any(|v| v.id == self.node_id) {
             return bad("controller.quorum.voters", format!("node.id {} has the controller role but is not among the voters", self.node_id));
         }
@@ -508,7 +513,7 @@ impl Config {
                 format!("no entry of listeners is named {} for the controller quorum to listen on", self.controller_listener_names.join(",")),
             );
         }
-        if (voters.len() > 1 || !self.role_controller) && self.role_broker && self.controller_listen.map(|c| c.port()) == Some(self.listen.port()) && self.listen.port() != 0 {
+        if (voters.len() > 1 || !self.role_controller || self.is_dynamic_quorum()) && self.role_broker && self.controller_listen.map(|c| c.port()) == Some(self.listen.port()) && self.listen.port() != 0 {
             return bad("listeners", "the controller listener and the client listener need different ports".into());
         }
         Ok(())
@@ -517,13 +522,20 @@ impl Config {
     /// `__consumer_offsets`' replication factor: the configured one, else Kafka's 3
     /// capped at the controller quorum's size (1 for a one-node cluster).
     pub fn offsets_topic_rf(&self) -> i16 {
-        self.offsets_topic_replication_factor.unwrap_or_else(|| self.quorum().voters.len().clamp(1, 3) as i16)
+        self.offsets_topic_replication_factor.unwrap_or_else(|| self.static_voter_count().clamp(1, 3) as i16)
     }
 
     /// `__transaction_state`'s replication factor: the configured one, else as
     /// `__consumer_offsets`' default (3 capped at the quorum's size).
     pub fn txn_topic_rf(&self) -> i16 {
-        self.txn_topic_replication_factor.unwrap_or_else(|| self.quorum().voters.len().clamp(1, 3) as i16)
+        self.txn_topic_replication_factor.unwrap_or_else(|| self.static_voter_count().clamp(1, 3) as i16)
+    }
+
+    /// Voters known from the config: `controller.quorum.voters`, else this node alone
+    /// (a dynamic quorum's voters are only known at run time: 1 here, so internal
+    /// topics never ask for more replicas than a fresh cluster has).
+    fn static_voter_count(&self) -> usize {
+        self.controller_quorum_voters.len().max(1)
     }
 
     /// `__transaction_state`'s `min.insync.replicas`: the configured one, else Kafka's
@@ -532,9 +544,78 @@ impl Config {
         self.txn_topic_min_isr.unwrap_or_else(|| i32::from(self.txn_topic_rf()).min(2))
     }
 
-    /// The metadata quorum this node takes part in.
-    pub fn quorum(&self) -> crate::metadata::store::Quorum {
+    /// A dynamic quorum (KIP-853): voters change at run time (AddRaftVoter /
+    /// RemoveRaftVoter). Every node lists the controllers in
+    /// `controller.quorum.bootstrap.servers`; a lone entry with no start flag on a
+    /// controller stays the standalone single voter it always was.
+    pub fn is_dynamic_quorum(&self) -> bool {
+        let servers = &self.controller_quorum_bootstrap_servers;
+        !servers.is_empty() && (servers.len() > 1 || !self.role_controller || self.initial_controllers != InitialControllers::Unspecified)
+    }
+
+    /// Checks of the dynamic-quorum keys and start flags.
+    fn validate_dynamic(&self) -> Result<()> {
+        let bad = |key: &str, reason: String| Err(Error::InvalidValue { key: key.into(), value: self.raw.get(key).cloned().unwrap_or_default(), reason });
+        let flagged = self.initial_controllers != InitialControllers::Unspecified;
+        if flagged && self.controller_quorum_bootstrap_servers.is_empty() {
+            return bad(
+                "controller.quorum.bootstrap.servers",
+                "--standalone, --initial-controllers and --no-initial-controllers are for a dynamic quorum: set controller.quorum.bootstrap.servers".into(),
+            );
+        }
+        if !self.role_controller && matches!(self.initial_controllers, InitialControllers::Standalone | InitialControllers::Voters(_)) {
+            return bad("process.roles", "--standalone and --initial-controllers are for a node with the controller role".into());
+        }
+        if let InitialControllers::Voters(list) = &self.initial_controllers
+            && !list.iter().any(|c| c.id == self.node_id)
+        {
+            return bad("node.id", format!("node.id {} is not among --initial-controllers", self.node_id));
+        }
+        if self.is_dynamic_quorum() && self.controller_listen.is_none() {
+            return bad(
+                "controller.listener.names",
+                format!("a node of a dynamic quorum needs a listeners entry named {} for the metadata log", self.controller_listener_names.join(",")),
+            );
+        }
+        Ok(())
+    }
+
+    /// This node's raft address as others reach it: its controller listener, with
+    /// the advertised host when it listens on every interface.
+    fn controller_addr(&self) -> Option<String> {
+        self.controller_listen.map(|a| if a.ip().is_unspecified() { format!("{}:{}", self.advertise_host, a.port()) } else { a.to_string() })
+    }
+
+    /// The directory id `--initial-controllers` gives this node (meta.properties
+    /// takes it on first start, as kafka-storage format does).
+    pub fn initial_directory_id(&self) -> Option<&str> {
+        match &self.initial_controllers {
+            InitialControllers::Voters(list) => list.iter().find(|c| c.id == self.node_id).map(|c| c.directory_id.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The metadata quorum this node takes part in; `directory_id` is its data
+    /// dir's (meta.properties), recorded with its membership in a dynamic quorum.
+    pub fn quorum(&self, directory_id: &str) -> crate::metadata::store::Quorum {
+        use crate::raft::Member;
+        use crate::raft::voters::{Dynamic, Initial};
         let mut q = crate::metadata::store::Quorum::single(self.node_id as u64);
+        if self.is_dynamic_quorum() {
+            let me = Member::new(self.controller_addr().unwrap_or_default(), Some(directory_id.to_string()));
+            let initial = match &self.initial_controllers {
+                InitialControllers::Standalone => Initial::Voters([(self.node_id as u64, me.clone())].into()),
+                InitialControllers::Voters(list) => Initial::Voters(
+                    list.iter().map(|c| (c.id as u64, Member::new(format!("{}:{}", c.host, c.port), Some(c.directory_id.clone())))).collect(),
+                ),
+                InitialControllers::None => Initial::Observe,
+                InitialControllers::Unspecified => Initial::Unspecified,
+            };
+            q.voters.clear();
+            q.listen = self.controller_listen;
+            q.dynamic = Some(Dynamic { bootstrap: self.controller_quorum_bootstrap_servers.clone(), me, controller: self.role_controller, initial });
+            return q;
+        }
         if !self.controller_quorum_voters.is_empty() {
             q.voters = self.controller_quorum_voters.iter().map(|v| (v.id as u64, format!("{}:{}", v.host, v.port))).collect();
         }
@@ -544,9 +625,7 @@ impl Config {
             q.listen = self.controller_listen;
         }
         if !self.role_controller {
-            q.observer_addr = self.controller_listen.map(|a| {
-                if a.ip().is_unspecified() { format!("{}:{}", self.advertise_host, a.port()) } else { a.to_string() }
-            });
+            q.observer_addr = self.controller_addr();
         }
         q
     }
@@ -667,7 +746,7 @@ mod tests {
     fn quorum_keys_parse_and_validate_like_kafka() {
         let mut c = Config::default();
         assert!(c.validate().is_ok());
-        assert_eq!(c.quorum().voters.len(), 1);
+        assert_eq!(c.quorum("AAAAAAAAAAAAAAAAAAAAAA").voters.len(), 1);
         c.set("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095").unwrap();
         // No CONTROLLER listener yet.
         assert!(c.validate().unwrap_err().to_string().contains("controller.listener.names"));
@@ -676,7 +755,7 @@ mod tests {
         assert_eq!(c.controller_listen.unwrap().port(), 9093);
         assert_eq!(c.listen.port(), 19092);
         c.validate().unwrap();
-        let q = c.quorum();
+        let q = c.quorum("AAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(q.voters.len(), 3);
         assert_eq!(q.voters[&2], "127.0.0.1:9094");
         c.set("node.id", "4").unwrap();
@@ -701,7 +780,7 @@ mod tests {
         assert!(b.validate().unwrap_err().to_string().contains("controller.listener.names"));
         b.set("listeners", "PLAINTEXT://127.0.0.1:19097,CONTROLLER://0.0.0.0:19098").unwrap();
         b.validate().unwrap();
-        let q = b.quorum();
+        let q = b.quorum("AAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(q.observer_addr.as_deref(), Some("127.0.0.1:19098"));
         assert!(!q.voters.contains_key(&7));
         b.set("node.id", "1").unwrap();
@@ -710,6 +789,62 @@ mod tests {
         k.set("process.roles", "controller").unwrap();
         k.validate().unwrap();
         assert!(k.role_controller && !k.role_broker);
+    }
+
+    #[test]
+    fn dynamic_quorum_keys_and_start_flags_validate() {
+        use crate::raft::voters::Initial;
+        let dir = "MvDxzVmcRsaTz33bUuRU6A";
+        let controller = |id: &str, servers: &str| {
+            let mut c = Config::default();
+            c.set("node.id", id).unwrap();
+            c.set("process.roles", "controller").unwrap();
+            c.set("listeners", "CONTROLLER://127.0.0.1:9093").unwrap();
+            c.set("controller.quorum.bootstrap.servers", servers).unwrap();
+            c
+        };
+        // One bootstrap server and no flag: the standalone single voter, as before.
+        let c = controller("1", "127.0.0.1:9093");
+        c.validate().unwrap();
+        assert!(!c.is_dynamic_quorum() && c.quorum(dir).dynamic.is_none());
+        // Several: dynamic; the voter set comes from the flags (or the stored log).
+        let mut c = controller("1", "127.0.0.1:9093,127.0.0.1:9094,127.0.0.1:9095");
+        c.validate().unwrap();
+        let q = c.quorum(dir);
+        let d = q.dynamic.expect("dynamic");
+        assert!(q.voters.is_empty() && d.controller && d.initial == Initial::Unspecified && d.bootstrap.len() == 3);
+        assert_eq!((d.me.addr.as_str(), d.me.directory_id.as_deref()), ("127.0.0.1:9093", Some(dir)));
+        c.initial_controllers = InitialControllers::Standalone;
+        let Some(Initial::Voters(v)) = c.quorum(dir).dynamic.map(|d| d.initial) else { panic!("standalone forms the quorum") };
+        assert_eq!(v.keys().copied().collect::<Vec<_>>(), vec![1]);
+        c.initial_controllers = InitialControllers::Voters(parse_initial_controllers("1@h1:9093:MvDxzVmcRsaTz33bUuRU6A,2@h2:9093:07R5amHmR32VDA6jHkGbTA").unwrap());
+        c.validate().unwrap();
+        assert_eq!(c.initial_directory_id(), Some("MvDxzVmcRsaTz33bUuRU6A"), "meta.properties takes the listed directory id");
+        let Some(Initial::Voters(v)) = c.quorum(dir).dynamic.map(|d| d.initial) else { panic!("listed voters form the quorum") };
+        assert_eq!(v[&2].addr, "h2:9093");
+        c.set("node.id", "3").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("not among --initial-controllers"));
+        // A flag on a lone server makes it dynamic too (it can grow later).
+        let mut c = controller("2", "127.0.0.1:9093");
+        c.initial_controllers = InitialControllers::None;
+        assert!(c.is_dynamic_quorum() && c.quorum(dir).dynamic.is_some_and(|d| d.initial == Initial::Observe));
+        // Flags need bootstrap servers; a broker takes only --no-initial-controllers.
+        let c = Config { initial_controllers: InitialControllers::Standalone, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("controller.quorum.bootstrap.servers"));
+        let mut b = Config::default();
+        b.set("node.id", "4").unwrap();
+        b.set("process.roles", "broker").unwrap();
+        b.set("listeners", "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093").unwrap();
+        b.set("controller.quorum.bootstrap.servers", "127.0.0.1:9093,127.0.0.1:9094").unwrap();
+        b.validate().unwrap();
+        assert!(b.quorum(dir).dynamic.is_some_and(|d| !d.controller && d.me.addr == "127.0.0.1:19093"));
+        b.initial_controllers = InitialControllers::Standalone;
+        assert!(b.validate().unwrap_err().to_string().contains("process.roles"));
+        // Without a controller listener there is nowhere for the log to arrive.
+        let mut n = controller("1", "127.0.0.1:9093,127.0.0.1:9094");
+        n.set("listeners", "PLAINTEXT://127.0.0.1:9092").unwrap();
+        n.controller_listen = None;
+        assert!(n.validate().unwrap_err().to_string().contains("controller.listener.names"));
     }
 
     #[test]

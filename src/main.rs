@@ -30,6 +30,17 @@ struct Args {
     /// Set a Kafka config key, e.g. --override num.partitions=3 (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Dynamic quorum, first start only (kafka-storage format --standalone): this
+    /// controller alone is the first voter.
+    #[arg(long, group = "initial")]
+    standalone: bool,
+    /// Dynamic quorum, first start only: the first voters, ID@HOST:PORT:DIRECTORY_ID,...
+    #[arg(long, group = "initial", value_name = "LIST")]
+    initial_controllers: Option<String>,
+    /// Dynamic quorum, first start only: start as an observer, to be added with
+    /// kafka-metadata-quorum add-controller.
+    #[arg(long, group = "initial")]
+    no_initial_controllers: bool,
 }
 
 fn build_config(args: &Args) -> Result<Config, String> {
@@ -59,6 +70,13 @@ fn build_config(args: &Args) -> Result<Config, String> {
     }
     if let Some(n) = args.node_id {
         c.node_id = n;
+    }
+    if args.standalone {
+        c.initial_controllers = config::InitialControllers::Standalone;
+    } else if args.no_initial_controllers {
+        c.initial_controllers = config::InitialControllers::None;
+    } else if let Some(list) = &args.initial_controllers {
+        c.initial_controllers = config::InitialControllers::Voters(config::parse_initial_controllers(list).map_err(|e| e.to_string())?);
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
@@ -115,8 +133,9 @@ async fn run(config: Config) -> Result<(), String> {
 /// `process.roles=controller`: a quorum member that serves no Kafka clients.
 async fn run_controller(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let identity = sluice::metadata::identity::Identity::load_or_create(&config.data_dir, config.node_id).map_err(|e| e.to_string())?;
-    let store = sluice::metadata::MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum())
+    let identity =
+        sluice::metadata::identity::Identity::load_or_create(&config.data_dir, config.node_id, config.initial_directory_id()).map_err(|e| e.to_string())?;
+    let store = sluice::metadata::MetadataStore::open_quorum(&config.data_dir.join("__cluster_metadata-0"), config.quorum(&identity.directory_id))
         .map_err(|e| e.to_string())?;
     let store = std::sync::Arc::new(store);
     // Controller-only nodes lead the quorum too; while they do, they judge brokers' liveness.

@@ -9,6 +9,13 @@ Two kinds, same interface (as brokers.py for one node):
     (``StorageTool format -t ID -c server.properties``; static voters, so no
     ``--standalone``), internal topics at replication factor ``size``.
 
+With ``dynamic=True`` the quorum is dynamic (Kafka 4's KIP-853): every node gets
+``controller.quorum.bootstrap.servers`` (the controllers' listeners) instead of
+voters; the first controller starts as the only voter (Kafka: ``format --standalone``,
+sluice: ``--standalone`` on its first start) and the other controllers as observers
+(``--no-initial-controllers``), to be added with ``kafka-metadata-quorum
+add-controller --command-config controller_properties(i)``.
+
 Both kinds get the same fast failure-detection settings (``FAST_FAILURE``); tests add
 their own with ``overrides``. Nodes are numbered 1..size (= their ``node.id``).
 
@@ -149,18 +156,31 @@ class SluiceNode(_Roles, brokers.SluiceBroker):
         self.node_id = node_id
         self.controller_port = brokers.free_port()
         self.voters = ""
+        self.bootstrap_servers = ""  # dynamic quorum: set instead of voters
+        self.initial_flag: list[str] = []  # dynamic quorum: --standalone etc.
         self.exec_prefix: list[str] = []
 
     def _command(self) -> list[str]:
+        quorum = ({"controller.quorum.bootstrap.servers": self.bootstrap_servers}
+                  if self.bootstrap_servers else {"controller.quorum.voters": self.voters})
         self.overrides = {
             "process.roles": self.roles,
-            "controller.quorum.voters": self.voters,
+            **quorum,
             "controller.listener.names": "CONTROLLER",
             "listeners": f"PLAINTEXT://{self.bootstrap},"
                          f"CONTROLLER://{self.host}:{self.controller_port}",
             **self.overrides,
         }
-        return self.exec_prefix + super()._command()
+        return self.exec_prefix + super()._command() + self.initial_flag
+
+    def controller_properties(self) -> Path:
+        """This node as ``kafka-metadata-quorum add-controller --command-config`` reads
+        it: node.id, roles, the controller listener and the data dir (meta.properties)."""
+        path = self.work_dir / "controller.properties"
+        path.write_text(f"node.id={self.node_id}\nprocess.roles={self.roles}\n"
+                        f"listeners=CONTROLLER://{self.host}:{self.controller_port}\n"
+                        f"controller.listener.names=CONTROLLER\nlog.dirs={self.data_dir}\n")
+        return path
 
 
 class KafkaNode(_Roles, brokers.KafkaBroker):
@@ -170,13 +190,18 @@ class KafkaNode(_Roles, brokers.KafkaBroker):
         super().__init__(work_dir, **kw)
         self.node_id = node_id
         self.voters = ""
+        self.bootstrap_servers = ""
+        self.initial_flag: list[str] = []
         self.cluster_id = ""
         self.exec_prefix: list[str] = []
 
     def _config(self) -> dict[str, str]:
         cfg = super()._config()
-        del cfg["controller.quorum.bootstrap.servers"]
-        cfg["controller.quorum.voters"] = self.voters
+        if self.bootstrap_servers:
+            cfg["controller.quorum.bootstrap.servers"] = self.bootstrap_servers
+        else:
+            del cfg["controller.quorum.bootstrap.servers"]
+            cfg["controller.quorum.voters"] = self.voters
         cfg["process.roles"] = self.roles
         if self.roles == "broker":
             cfg["listeners"] = f"PLAINTEXT://{self.host}:{self.port}"
@@ -194,7 +219,13 @@ class KafkaNode(_Roles, brokers.KafkaBroker):
             jvm_opts=(f"-Xms{self.heap}",))
 
     def _format_args(self) -> list[str]:
-        return ["-t", self.cluster_id]  # the cluster's id, no --standalone: voters are set
+        # The cluster's id; with static voters no --standalone, with a dynamic quorum
+        # the node's --standalone / --no-initial-controllers.
+        return ["-t", self.cluster_id, *self.initial_flag]
+
+    def controller_properties(self) -> Path:
+        """The node's own server.properties, as Kafka's docs pass it to add-controller."""
+        return self.config_path
 
 
 # -- the cluster ------------------------------------------------------------------------
@@ -207,7 +238,7 @@ class Cluster:
     def __init__(self, kind: str, work_dir: Path, size: int = 3,
                  overrides: dict[str, str] | None = None, kafka_heap: str = "384m",
                  start_timeout_s: float = 90.0, roles: dict[int, str] | None = None,
-                 netns: "netns_mod.Netns | None" = None):
+                 netns: "netns_mod.Netns | None" = None, dynamic: bool = False):
         self.kind = kind.lower()
         self.work_dir = Path(work_dir)
         self.size = size
@@ -231,10 +262,19 @@ class Cluster:
         voters = ",".join(f"{i}@{n.host}:{n.controller_port}" for i, n in self.nodes.items()
                           if "controller" in self.roles[i])
         cid = brokers.new_cluster_id()
+        controllers = [i for i in self.nodes if "controller" in self.roles[i]]
+        servers = ",".join(f"{self.nodes[i].host}:{self.nodes[i].controller_port}" for i in controllers)
+        self.dynamic = dynamic
         for i, n in self.nodes.items():
             n.voters = voters
             n.cluster_id = cid
             n.roles = self.roles[i]
+            if dynamic:
+                n.bootstrap_servers = servers
+                if i == controllers[0]:
+                    n.initial_flag = ["--standalone"]
+                elif i in controllers:
+                    n.initial_flag = ["--no-initial-controllers"]
         self.stopped: set[int] = set()  # SIGSTOPped nodes
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -347,7 +387,9 @@ class Cluster:
         n = self.nodes[i]
         if n.is_running():
             n.stop()
-        n.start()
+        # wait_ready, not start's own wait: a controller-only node serves no clients.
+        n.start(wait=False)
+        n.wait_ready()
 
     @property
     def bootstrap(self) -> str:

@@ -11,6 +11,7 @@ use kafka_protocol::messages::describe_quorum_response::{Listener, Node, Partiti
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 
 use super::{RequestContext, str_bytes};
+use crate::metadata::identity::text_to_uuid;
 use crate::protocol::ResponseError;
 
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -30,8 +31,11 @@ pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> Describ
                 part.leader_epoch = view.term as i32;
                 if view.is_leader {
                     let state = |(id, _, leo): &(u64, String, i64)| {
+                        // KIP-853 replica keys (v2): the member's directory id when it reported one.
+                        let dir = if v2 { view.directory_ids.get(id).and_then(|d| text_to_uuid(d)) } else { None };
                         ReplicaState::default()
                             .with_replica_id(BrokerId(*id as i32))
+                            .with_replica_directory_id(dir.unwrap_or_default())
                             .with_log_end_offset(*leo)
                             .with_last_fetch_timestamp(-1)
                             .with_last_caught_up_timestamp(-1)
@@ -53,12 +57,13 @@ pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> Describ
         resp.topics.push(topic);
     }
     if v2 {
+        let name = ctx.broker.config.controller_listener_names.first().map_or("CONTROLLER", String::as_str);
         resp.nodes = view
             .voters
             .iter()
             .filter_map(|(id, addr, _)| {
                 let (host, port) = addr.rsplit_once(':')?;
-                let listener = Listener::default().with_name(str_bytes("CONTROLLER")).with_host(str_bytes(host)).with_port(port.parse().ok()?);
+                let listener = Listener::default().with_name(str_bytes(name)).with_host(str_bytes(host)).with_port(port.parse().ok()?);
                 Some(Node::default().with_node_id(BrokerId(*id as i32)).with_listeners(vec![listener]))
             })
             .collect();

@@ -6,6 +6,8 @@ pub mod image;
 pub mod legacy;
 #[cfg(test)]
 mod quorum_tests;
+#[cfg(test)]
+mod dynamic_quorum_tests;
 pub mod record;
 pub mod store;
 

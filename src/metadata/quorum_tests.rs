@@ -11,16 +11,16 @@ use uuid::Uuid;
 use super::store::{MetadataStore, Quorum};
 use super::MetadataRecord;
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>) -> MetadataStore {
     let listen = voters[&id].parse().ok();
-    MetadataStore::open_quorum(dir, Quorum { node_id: id, voters: voters.clone(), listen, observer_addr: None }).unwrap()
+    MetadataStore::open_quorum(dir, Quorum { node_id: id, voters: voters.clone(), listen, observer_addr: None, dynamic: None }).unwrap()
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(super) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -35,7 +35,7 @@ fn leader_of(stores: &[Option<MetadataStore>]) -> Option<u64> {
     (ids.iter().all(|l| *l == first) && first.is_some_and(|l| alive.contains(&l))).then_some(first?)
 }
 
-fn create(store: &MetadataStore, name: &str) {
+pub(super) fn create(store: &MetadataStore, name: &str) {
     let id = Uuid::new_v4();
     store
         .propose(|img| {
@@ -53,7 +53,7 @@ fn at(id: u64) -> usize {
     (id - 1) as usize
 }
 
-fn shutdown(store: MetadataStore) {
+pub(super) fn shutdown(store: MetadataStore) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(store.shutdown());
 }
@@ -217,7 +217,7 @@ fn observer_joins_receives_the_log_and_proposes_through_the_leader() {
 
     let open_observer = |dir: &Path, id: u64| {
         let addr = format!("127.0.0.1:{}", free_port());
-        let q = Quorum { node_id: id, voters: voters.clone(), listen: addr.parse().ok(), observer_addr: Some(addr) };
+        let q = Quorum { node_id: id, voters: voters.clone(), listen: addr.parse().ok(), observer_addr: Some(addr), dynamic: None };
         MetadataStore::open_quorum(dir, q).unwrap()
     };
     let obs_dir = tempfile::tempdir().unwrap();

@@ -67,12 +67,15 @@ pub struct Quorum {
     /// Some for a broker-only node: it is no voter but an observer (a raft learner)
     /// that the leader streams the log to at this address.
     pub observer_addr: Option<String>,
+    /// Some for a dynamic quorum (KIP-853, see `raft::voters`): then `voters` is
+    /// empty and `observer_addr` unused.
+    pub dynamic: Option<crate::raft::voters::Dynamic>,
 }
 
 impl Quorum {
     /// This node alone: a one-voter quorum with no transport.
     pub fn single(node_id: NodeId) -> Quorum {
-        Quorum { node_id, voters: BTreeMap::from([(node_id, String::new())]), listen: None, observer_addr: None }
+        Quorum { node_id, voters: BTreeMap::from([(node_id, String::new())]), listen: None, observer_addr: None, dynamic: None }
     }
 }
 
@@ -96,7 +99,7 @@ impl MetadataStore {
             (Image::empty(), None)
         };
         let importing = legacy.is_some();
-        let cfg = NodeConfig { node_id: quorum.node_id, voters: quorum.voters, listen: quorum.listen, observer_addr: quorum.observer_addr, dir: dir.join("raft") };
+        let cfg = NodeConfig { node_id: quorum.node_id, voters: quorum.voters, listen: quorum.listen, observer_addr: quorum.observer_addr, dir: dir.join("raft"), dynamic: quorum.dynamic };
         let node = RaftNode::open(cfg, base, legacy)?;
         if importing {
             // Make the import a raft snapshot now, so followers get it and the old file retires.

@@ -25,6 +25,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     // The metadata quorum (raft/): answered by its leader.
     (ApiKey::DescribeQuorum, 0, 2),
+    // KIP-853 voter changes (raft/voters.rs), forwarded to the quorum leader.
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
     // Consumer groups (group/): classic protocol and committed offsets.
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
@@ -92,6 +95,8 @@ mod tests {
         check::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments);
         check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
         check::<DescribeQuorumRequest>(ApiKey::DescribeQuorum);
+        check::<AddRaftVoterRequest>(ApiKey::AddRaftVoter);
+        check::<RemoveRaftVoterRequest>(ApiKey::RemoveRaftVoter);
         check::<DeleteRecordsRequest>(ApiKey::DeleteRecords);
         check::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs);
         check::<AlterConfigsRequest>(ApiKey::AlterConfigs);

@@ -13,6 +13,7 @@ pub mod network;
 pub mod node;
 pub mod prevote;
 pub mod state_machine;
+pub mod voters;
 #[cfg(test)]
 mod suite_tests;
 
@@ -27,6 +28,33 @@ pub use node::{NodeConfig, QuorumView, RaftNode};
 
 /// Kafka node ids are i32 and non-negative; openraft wants u64.
 pub type NodeId = u64;
+
+/// A member of the raft group as its membership records it: where its raft
+/// transport listens and, for a member that said so, the directory id of its data
+/// dir (KIP-853's replica key is id + directory id, so remove-controller names both).
+/// Serialised as openraft's `BasicNode` was (`{"addr": ..}`), so stored logs and
+/// snapshots written before directory ids existed still read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<String>,
+}
+
+impl Member {
+    pub fn new(addr: impl Into<String>, directory_id: Option<String>) -> Member {
+        Member { addr: addr.into(), directory_id }
+    }
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.directory_id {
+            Some(d) => write!(f, "{}/{d}", self.addr),
+            None => f.write_str(&self.addr),
+        }
+    }
+}
 
 /// The payload of one log entry: one atomic batch of metadata records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +78,7 @@ openraft::declare_raft_types!(
         D = Batch,
         R = Applied,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = Member,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -61,8 +89,8 @@ pub type LogId = openraft::LogId<NodeId>;
 pub type Entry = openraft::Entry<TypeConfig>;
 pub type Vote = openraft::Vote<NodeId>;
 pub type StorageError = openraft::StorageError<NodeId>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -14,14 +14,13 @@ use std::time::Duration;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
-use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::node::Core;
-use super::{NodeId, TypeConfig};
+use super::{Member, NodeId, TypeConfig};
 use crate::metadata::MetadataRecord;
 use crate::metadata::image::ApplyError;
 
@@ -76,6 +75,9 @@ pub struct Join {
     pub node_id: NodeId,
     /// Where this node's raft transport listens.
     pub addr: String,
+    /// Its data dir's directory id (meta.properties), when it has one.
+    #[serde(default)]
+    pub directory_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +104,9 @@ pub enum Request {
     DescribeQuorum,
     /// Would the receiver vote in an election now (see `prevote`)?
     PreVote,
+    /// AddRaftVoter / RemoveRaftVoter, carried to the quorum leader (see `voters`).
+    AddVoter(super::voters::AddVoter),
+    RemoveVoter(super::voters::RemoveVoter),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -114,6 +119,7 @@ pub enum Response {
     Join(JoinResult),
     DescribeQuorum(super::node::QuorumView),
     PreVote(bool),
+    VoterChange(Result<(), super::voters::VoterChangeError>),
 }
 
 async fn write_frame<T: Serialize>(s: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -200,19 +206,19 @@ pub struct NetworkFactory;
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Network {
         Network { target, client: Client::new(node.addr.clone()) }
     }
 }
 
-fn rpc_err<E: std::error::Error>(e: CallError) -> RPCError<NodeId, BasicNode, E> {
+fn rpc_err<E: std::error::Error>(e: CallError) -> RPCError<NodeId, Member, E> {
     match e {
         CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
         CallError::Network { .. } => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
-fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
     RPCError::Network(NetworkError::new(&std::io::Error::other("unexpected response type")))
 }
 
@@ -221,7 +227,7 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         match self.client.call(&Request::AppendEntries(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
             Response::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(unexpected()),
@@ -232,14 +238,14 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>> {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>> {
         match self.client.call(&Request::InstallSnapshot(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
             Response::InstallSnapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(unexpected()),
         }
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         match self.client.call(&Request::Vote(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
             Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(unexpected()),
@@ -287,6 +293,8 @@ async fn serve_conn(mut stream: TcpStream, core: &Core) -> std::io::Result<()> {
             Request::Join(j) => Response::Join(core.accept_join(j).await),
             Request::DescribeQuorum => Response::DescribeQuorum(core.quorum_view()),
             Request::PreVote => Response::PreVote(core.grant_prevote()),
+            Request::AddVoter(v) => Response::VoterChange(core.add_voter(v).await),
+            Request::RemoveVoter(v) => Response::VoterChange(core.remove_voter(v).await),
         };
         tokio::time::timeout(IO_TIMEOUT, write_frame(&mut stream, &resp)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
@@ -30,7 +30,8 @@ use super::log_store::LogStore;
 use super::network::{Client, Forward, ForwardResult, Heartbeat, HeartbeatAck, IO_TIMEOUT, Join, JoinResult, NetworkFactory, Request, Response};
 use super::state_machine::{Published, StateMachine};
 use super::prevote;
-use super::{Batch, Error, NodeId, Raft, Result};
+use super::voters::{AddVoter, RemoveVoter, VoterChangeError};
+use super::{Batch, Error, Member, NodeId, Raft, Result};
 use crate::metadata::image::{ApplyError, Image};
 use crate::controller::liveness::Liveness;
 use crate::metadata::MetadataRecord;
@@ -59,6 +60,9 @@ pub struct QuorumView {
     pub voters: Vec<(NodeId, String, i64)>,
     /// Observers (broker-only nodes, raft learners), likewise.
     pub observers: Vec<(NodeId, String, i64)>,
+    /// The directory id of each member that reported one (KIP-853 replica keys).
+    #[serde(default)]
+    pub directory_ids: BTreeMap<NodeId, String>,
 }
 
 pub struct NodeConfig {
@@ -73,6 +77,9 @@ pub struct NodeConfig {
     pub observer_addr: Option<String>,
     /// Directory for the raft log, vote and snapshot.
     pub dir: PathBuf,
+    /// Some for a dynamic quorum (KIP-853, `controller.quorum.bootstrap.servers`):
+    /// voters change at run time; `voters` and `observer_addr` are then unused.
+    pub dynamic: Option<super::voters::Dynamic>,
 }
 
 /// State shared by the proposal path and the transport's server side.
@@ -88,6 +95,9 @@ pub struct Core {
     /// When a leader was last heard from, and how long until that is stale (`prevote`).
     pub(super) leader_contact: prevote::LeaderContact,
     stale_after: Duration,
+    /// Held for the whole of a voter change (add or remove), so there is one at a
+    /// time; a second one meanwhile is refused at once (`voters`).
+    pub(super) voter_change: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct RaftNode {
@@ -142,7 +152,7 @@ impl RaftNode {
         let handle = rt.handle().clone();
         let log_store = LogStore::open(&cfg.dir)?;
         let (sm, published) = StateMachine::open(&cfg.dir, base, legacy)?;
-        let single_voter = cfg.voters.len() == 1;
+        let single_voter = cfg.voters.len() == 1 && cfg.dynamic.is_none();
         let config = Arc::new(raft_config(single_voter)?);
         let stale_after = prevote::stale_after(&config);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -150,6 +160,7 @@ impl RaftNode {
         let voters = cfg.voters.clone();
         let listen = cfg.listen;
         let observer_addr = cfg.observer_addr.clone();
+        let dynamic = cfg.dynamic.clone();
         let join_shutdown = shutdown_rx.clone();
         let started = run_blocking(&handle, async move {
             let listener = match listen {
@@ -165,6 +176,7 @@ impl RaftNode {
                 liveness: Arc::default(),
                 leader_contact: Default::default(),
                 stale_after,
+                voter_change: Arc::default(),
             });
             let listen_addr = match listener {
                 Some(l) => {
@@ -174,12 +186,14 @@ impl RaftNode {
                 }
                 None => None,
             };
-            match observer_addr {
+            match (observer_addr, dynamic) {
+                (_, Some(d)) => super::voters::start_dynamic(&core, d, stale_after, join_shutdown).await?,
                 // Every start: the leader may not have it yet, or under another address.
-                Some(addr) => {
-                    tokio::spawn(join_as_observer(core.clone(), voters, addr, join_shutdown));
+                (Some(addr), None) => {
+                    let targets = voters.into_values().collect();
+                    tokio::spawn(join_as_observer(core.clone(), targets, Member::new(addr, None), join_shutdown));
                 }
-                None => {
+                (None, None) => {
                     if voters.len() > 1 {
                         tokio::spawn(prevote::gate(core.clone(), stale_after, join_shutdown));
                     }
@@ -245,7 +259,20 @@ impl RaftNode {
         self.handle.spawn(async move { core.send_heartbeat(beat).await }).await.map_err(|_| Error::ShuttingDown)?
     }
 
-    pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
+    /// Make the node described by `v` a voter (AddRaftVoter): done by the quorum
+    /// leader, asked over the raft transport when that is another node.
+    pub async fn add_voter(&self, v: AddVoter) -> std::result::Result<(), VoterChangeError> {
+        let core = self.core.clone();
+        self.handle.spawn(async move { core.voter_change_at_leader(Request::AddVoter(v)).await }).await.map_err(|_| VoterChangeError::NotLeader("shutting down".into()))?
+    }
+
+    /// Remove a voter (RemoveRaftVoter); see `add_voter`.
+    pub async fn remove_voter(&self, v: RemoveVoter) -> std::result::Result<(), VoterChangeError> {
+        let core = self.core.clone();
+        self.handle.spawn(async move { core.voter_change_at_leader(Request::RemoveVoter(v)).await }).await.map_err(|_| VoterChangeError::NotLeader("shutting down".into()))?
+    }
+
+    pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, Member> {
         self.core.raft.metrics().borrow().clone()
     }
 
@@ -306,7 +333,7 @@ impl Drop for RaftNode {
 async fn start_quorum(raft: &Raft, id: NodeId, voters: &BTreeMap<NodeId, String>) -> Result<()> {
     let fatal = |e: openraft::error::Fatal<NodeId>| Error::Storage(e.to_string());
     if !raft.is_initialized().await.map_err(fatal)? {
-        let members: BTreeMap<NodeId, BasicNode> = voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+        let members: BTreeMap<NodeId, Member> = voters.iter().map(|(id, addr)| (*id, Member::new(addr, None))).collect();
         if let Err(e) = raft.initialize(members).await {
             tracing::debug!(error = %e, "raft initialize (another voter may have done it)");
         }
@@ -335,11 +362,11 @@ async fn start_quorum(raft: &Raft, id: NodeId, voters: &BTreeMap<NodeId, String>
 
 /// An observer asks the voters, until the leader adds it as a learner (or already
 /// has it at this address); from then on the leader streams it the log.
-async fn join_as_observer(core: Arc<Core>, voters: BTreeMap<NodeId, String>, addr: String, mut shutdown: watch::Receiver<bool>) {
-    let voters: Vec<String> = voters.into_values().collect();
+pub(super) async fn join_as_observer(core: Arc<Core>, voters: Vec<String>, me: Member, mut shutdown: watch::Receiver<bool>) {
+    let addr = me.addr.clone();
     let mut next = 0usize;
     let mut hint: Option<String> = None;
-    let join = Request::Join(Join { node_id: core.id, addr: addr.clone() });
+    let join = Request::Join(Join { node_id: core.id, addr: me.addr, directory_id: me.directory_id });
     loop {
         if *shutdown.borrow() {
             return;
@@ -464,9 +491,10 @@ impl Core {
         if membership.voter_ids().any(|v| v == j.node_id) {
             return JoinResult::Rejected(format!("node id {} belongs to a voter of the metadata quorum", j.node_id));
         }
-        let node = BTreeMap::from([(j.node_id, BasicNode::new(&j.addr))]);
+        let member = Member::new(&j.addr, j.directory_id.clone());
+        let node = BTreeMap::from([(j.node_id, member.clone())]);
         let change = match membership.get_node(&j.node_id) {
-            Some(n) if n.addr == j.addr => return JoinResult::Ok,
+            Some(n) if *n == member => return JoinResult::Ok,
             // Restarted elsewhere: only the address changes, never the voter set.
             Some(_) => ChangeMembers::SetNodes(node),
             None => ChangeMembers::AddNodes(node),
@@ -496,6 +524,7 @@ impl Core {
         };
         let voters = m.membership_config.membership().voter_ids().map(progress).collect();
         let observers = m.membership_config.membership().learner_ids().map(progress).collect();
+        let directory_ids = m.membership_config.membership().nodes().filter_map(|(id, n)| Some((*id, n.directory_id.clone()?))).collect();
         QuorumView {
             leader: m.current_leader,
             term: m.current_term,
@@ -503,6 +532,7 @@ impl Core {
             high_watermark: if is_leader { end(m.last_applied.map(|l| l.index)) } else { -1 },
             voters,
             observers,
+            directory_ids,
         }
     }
 

@@ -102,6 +102,8 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::DescribeConfigs => now!(DescribeConfigsRequest, api::describe_configs::handle),
         ApiKey::DescribeCluster => now!(DescribeClusterRequest, api::describe_cluster::handle),
         ApiKey::DescribeQuorum => now!(DescribeQuorumRequest, api::describe_quorum::handle),
+        ApiKey::AddRaftVoter => now!(AddRaftVoterRequest, api::add_raft_voter::handle),
+        ApiKey::RemoveRaftVoter => now!(RemoveRaftVoterRequest, api::remove_raft_voter::handle),
         ApiKey::FindCoordinator => now!(FindCoordinatorRequest, api::find_coordinator::handle),
         ApiKey::Heartbeat => now!(HeartbeatRequest, api::heartbeat::handle),
         ApiKey::LeaveGroup => now!(LeaveGroupRequest, api::leave_group::handle),

@@ -631,6 +631,23 @@ const DESCRIBE_QUORUM_PARTITIONS: &[Field] = &[f("PartitionIndex", Int32, 0, MAX
 const DESCRIBE_QUORUM_TOPICS: &[Field] = &[f("TopicName", String, 0, MAX), f("Partitions", Array(DESCRIBE_QUORUM_PARTITIONS), 0, MAX)];
 const DESCRIBE_QUORUM: &[Field] = &[f("Topics", Array(DESCRIBE_QUORUM_TOPICS), 0, MAX)];
 
+// AddRaftVoterRequest
+const ADD_RAFT_VOTER_LISTENERS: &[Field] = &[f("Name", String, 0, MAX), f("Host", String, 0, MAX), f("Port", Uint16, 0, MAX)];
+const ADD_RAFT_VOTER: &[Field] = &[
+    f("ClusterId", String, 0, MAX).null(0, MAX),
+    f("TimeoutMs", Int32, 0, MAX),
+    f("VoterId", Int32, 0, MAX),
+    f("VoterDirectoryId", Uuid, 0, MAX),
+    f("Listeners", Array(ADD_RAFT_VOTER_LISTENERS), 0, MAX),
+];
+
+// RemoveRaftVoterRequest
+const REMOVE_RAFT_VOTER: &[Field] = &[
+    f("ClusterId", String, 0, MAX).null(0, MAX),
+    f("VoterId", Int32, 0, MAX),
+    f("VoterDirectoryId", Uuid, 0, MAX),
+];
+
 // DescribeClusterRequest
 const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeClusterAuthorizedOperations", Bool, 0, MAX),
@@ -763,4 +780,6 @@ pub(super) static MESSAGES: &[Message] = &[
         0,
         CONSUMER_GROUP_DESCRIBE,
     ), // newer than snapshot; see header. Snapshot max 0
+    msg(80, "AddRaftVoterRequest", 0, 0, 0, ADD_RAFT_VOTER),
+    msg(81, "RemoveRaftVoterRequest", 0, 0, 0, REMOVE_RAFT_VOTER),
 ];
