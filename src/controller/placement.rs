@@ -52,10 +52,11 @@ fn check_replication_factor(replication_factor: i16, brokers: usize) -> Result<u
     Ok(rf)
 }
 
-/// Rack-unaware placement over `live` (broker ids, sorted); see [`place_replicas`].
-pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
-    let rf = check_replication_factor(replication_factor, live.len())?;
-    let n = live.len();
+/// Kafka's round-robin over `n` brokers (by index), for partitions `first_partition..
+/// first_partition + count`: the leader of partition p is broker (p + start) % n, and the
+/// follower shift grows by one every full round; `followers(leader, shift)` gives the
+/// rest of the replicas. `seed` picks the start broker and the first shift.
+fn round_robin(n: usize, count: i32, first_partition: i32, seed: u64, mut followers: impl FnMut(usize, usize) -> Vec<usize>) -> Vec<Vec<usize>> {
     let start = (seed % n as u64) as usize;
     let mut shift = ((seed >> 32) % n as u64) as usize;
     let mut out = Vec::with_capacity(count.max(0) as usize);
@@ -65,12 +66,26 @@ pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition
             shift += 1;
         }
         let first = (p + start) % n;
-        let mut replicas = vec![live[first]];
-        // Followers at distinct offsets 1..n-1 from the leader, so never a duplicate.
-        replicas.extend((0..rf - 1).map(|j| live[(first + 1 + (shift + j) % (n - 1)) % n]));
+        let mut replicas = vec![first];
+        replicas.extend(followers(first, shift));
         out.push(replicas);
     }
-    Ok(out)
+    out
+}
+
+/// The broker `k` steps into the walk over the others from `first` at `shift`: as k
+/// runs over any n - 1 consecutive values, each broker but `first` comes up once.
+fn follower_at(first: usize, shift: usize, k: usize, n: usize) -> usize {
+    (first + 1 + (shift + k) % (n - 1)) % n
+}
+
+/// Rack-unaware placement over `live` (broker ids, sorted); see [`place_replicas`].
+pub fn assign(live: &[i32], count: i32, replication_factor: i16, first_partition: i32, seed: u64) -> Result<Vec<Vec<i32>>, PlacementError> {
+    let rf = check_replication_factor(replication_factor, live.len())?;
+    let n = live.len();
+    // Followers at distinct offsets 1..n-1 from the leader, so never a duplicate.
+    let placed = round_robin(n, count, first_partition, seed, |first, shift| (0..rf - 1).map(|j| follower_at(first, shift, j, n)).collect());
+    Ok(placed.into_iter().map(|r| r.into_iter().map(|i| live[i]).collect()).collect())
 }
 
 /// `live` interleaved by rack: the first broker (lowest id) of each rack, racks in
@@ -97,33 +112,25 @@ pub fn assign_rack_aware(live: &[Candidate], count: i32, replication_factor: i16
     let arranged = rack_alternated(live);
     let n = arranged.len();
     let num_racks = arranged.iter().map(|c| c.rack).collect::<std::collections::BTreeSet<_>>().len();
-    let start = (seed % n as u64) as usize;
-    let mut shift = ((seed >> 32) % n as u64) as usize;
-    let mut out = Vec::with_capacity(count.max(0) as usize);
-    for p in first_partition.max(0)..first_partition.max(0) + count {
-        let p = p as usize;
-        if p > 0 && p.is_multiple_of(n) {
-            shift += 1;
-        }
-        let first = (p + start) % n;
-        let mut replicas = vec![arranged[first]];
+    let placed = round_robin(n, count, first_partition, seed, |first, shift| {
         // Candidates walk the other brokers from the leader's shift on; within any n - 1
         // steps each other broker comes up once, and while fewer than rf are chosen one
         // of them is acceptable (an unchosen broker; in an unused rack while one exists).
+        let mut chosen = vec![first];
         let mut k = 0;
-        while replicas.len() < rf {
-            let c = arranged[(first + 1 + (shift * num_racks + k) % (n - 1)) % n];
+        while chosen.len() < rf {
+            let c = follower_at(first, shift * num_racks, k, n);
             k += 1;
-            let racks_used: std::collections::BTreeSet<_> = replicas.iter().map(|r| r.rack).collect();
-            let rack_ok = !racks_used.contains(&c.rack) || racks_used.len() == num_racks;
-            if rack_ok && !replicas.iter().any(|r| r.id == c.id) {
-                replicas.push(c);
+            let racks_used: std::collections::BTreeSet<_> = chosen.iter().map(|&i| arranged[i].rack).collect();
+            let rack_ok = !racks_used.contains(&arranged[c].rack) || racks_used.len() == num_racks;
+            if rack_ok && !chosen.contains(&c) {
+                chosen.push(c);
             }
-            assert!(k <= rf * n, "rack-aware placement found no replica for partition {p}");
+            assert!(k <= rf * n, "rack-aware placement found no replica among {n} brokers");
         }
-        out.push(replicas.iter().map(|c| c.id).collect());
-    }
-    Ok(out)
+        chosen.split_off(1)
+    });
+    Ok(placed.into_iter().map(|r| r.into_iter().map(|i| arranged[i].id).collect()).collect())
 }
 
 /// Check a manual assignment: every list non-empty, no broker twice in a list, every
