@@ -17,6 +17,9 @@ use crate::protocol::ResponseError;
 /// One partition's outcome: its error and message (None: elected).
 type Outcome = Option<(ResponseError, String)>;
 
+/// Every partition's outcome, by topic name (partitions in the order asked).
+type Outcomes = BTreeMap<String, Vec<(i32, Outcome)>>;
+
 pub async fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> ElectLeadersResponse {
     // v0 has no election type: it is the preferred election of KIP-183.
     let kind = if ctx.api_version == 0 { Some(ElectionType::Preferred) } else { ElectionType::from_wire(req.election_type) };
@@ -75,7 +78,7 @@ pub async fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> ElectLead
 }
 
 /// The records of the elections asked for on `img`, and every partition's outcome.
-fn elections(img: &Image, wanted: Option<&BTreeMap<String, Vec<i32>>>, kind: ElectionType) -> (Vec<MetadataRecord>, BTreeMap<String, Vec<(i32, Outcome)>>) {
+fn elections(img: &Image, wanted: Option<&BTreeMap<String, Vec<i32>>>, kind: ElectionType) -> (Vec<MetadataRecord>, Outcomes) {
     let every: BTreeMap<String, Vec<i32>>;
     let wanted = match wanted {
         Some(w) => w,
@@ -117,7 +120,7 @@ fn elect_error(e: ElectError) -> ResponseError {
     }
 }
 
-fn respond(outcomes: BTreeMap<String, Vec<(i32, Outcome)>>) -> Vec<ReplicaElectionResult> {
+fn respond(outcomes: Outcomes) -> Vec<ReplicaElectionResult> {
     outcomes
         .into_iter()
         .map(|(topic, ps)| {

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_response::{WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult};
-use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use super::RequestContext;
 use crate::txn::marker::{self, Marker, Step};
@@ -26,11 +26,15 @@ use crate::txn::marker::{self, Marker, Step};
 /// default 30 s). The coordinator's client waits a little longer than this.
 pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One marker's topics, each with its partitions' appended markers still to finish
+/// (the replication wait).
+type TopicSteps = Vec<(TopicName, Vec<(i32, Step)>)>;
+
 pub fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> impl Future<Output = WriteTxnMarkersResponse> + Send + 'static {
     let broker = ctx.broker.clone();
     let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
     // Every marker appended now, in request order; answers gathered below.
-    let markers: Vec<(Marker, Vec<(_, Vec<(i32, Step)>)>)> = req
+    let markers: Vec<(Marker, TopicSteps)> = req
         .markers
         .into_iter()
         .map(|wm| {

@@ -385,15 +385,13 @@ mod tests {
         let flat = encode_frame(5, 12, FetchResponse::header_version(12), &resp).unwrap();
         let (mut with, mut files) = in_file(&resp);
         let originals: Vec<Bytes> = resp.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.clone()).filter(|r| r.len() >= SPLICE_MIN_BYTES).collect();
-        let mut i = 0;
         let mut kept = Vec::new();
-        for r in with.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()).filter(|r| is_placeholder(r)) {
+        for (i, r) in with.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()).filter(|r| is_placeholder(r)).enumerate() {
             if i % 2 == 0 {
                 *r = originals[i].clone();
             } else {
                 kept.push(files[i].clone());
             }
-            i += 1;
         }
         files = kept;
         let frame = encode_fetch_frame(5, 12, &with, &files).unwrap();
