@@ -20,7 +20,8 @@ Both kinds get the same fast failure-detection settings (``FAST_FAILURE``); test
 their own with ``overrides``. Nodes are numbered 1..size (= their ``node.id``).
 
 Faults: ``kill9(i)``, ``sigstop(i)`` / ``sigcont(i)``, ``sigterm(i)`` (graceful,
-waits for exit), ``restart(i)`` (start again on the same ports and data dir).
+waits for exit), ``restart(i)`` (start again on the same ports and data dir),
+``kill_quorum_leader`` (SIGKILL it, wait for the next, create a topic).
 With ``netns=netns.Netns(size)`` every node runs in its own network namespace
 (``ip netns exec``) on its own address (client and controller listeners, advertised
 address and quorum voters), and ``isolate(i)`` / ``heal(i)`` partition the network;
@@ -390,6 +391,26 @@ class Cluster:
         # wait_ready, not start's own wait: a controller-only node serves no clients.
         n.start(wait=False)
         n.wait_ready()
+
+    def kill_quorum_leader(self, bootstrap: str, topic_label: str, partitions: int = 2,
+                           rf: int = 2, timeout_s: float = 60.0) -> tuple[int, int, str]:
+        """SIGKILL the metadata quorum leader, wait until another node leads, and create
+        a topic (``unique_topic(topic_label)``, through ``bootstrap``, tried until it
+        succeeds): the new leader commits metadata. Returns (killed node, new leader,
+        topic); the caller checks the topic's data and restarts the killed node."""
+        from util import create_topic, unique_topic
+
+        leader = self.quorum_leader()
+        self.kill9(leader)
+        new_leader = self.wait_for("a new quorum leader",
+                                   lambda: ((l := self.quorum_leader()) != leader, l),
+                                   timeout_s=timeout_s)
+        print(f"quorum leader {leader} killed; {new_leader} leads")
+        topic = unique_topic(topic_label)
+        self.wait_for("topic created after the failover",
+                      lambda: (create_topic(bootstrap, topic, partitions, rf) is None, None),
+                      timeout_s=timeout_s)
+        return leader, new_leader, topic
 
     @property
     def bootstrap(self) -> str:

@@ -23,12 +23,10 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import produce_acked, rdkafka_conf, read_values, unique_topic
+from util import create_topic, produce_acked, read_values, unique_topic
 
 ROLES = {1: "controller", 2: "controller", 3: "controller", 4: "broker", 5: "broker"}
 BROKERS = {4, 5}
@@ -73,16 +71,6 @@ def directory_id(node) -> str:
     m = re.search(r"^directory\.id=(\S+)$", text, re.M)
     assert m, text
     return m.group(1)
-
-
-def create(bootstrap: str, name: str, partitions: int, rf: int) -> None:
-    """CreateTopics; an earlier attempt that timed out may have created it."""
-    admin = AdminClient(rdkafka_conf(bootstrap))
-    try:
-        admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name].result(timeout=60)
-    except KafkaException as e:
-        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
 
 
 def add_controller(c: Cluster, bootstrap: str, i: int) -> subprocess.CompletedProcess:
@@ -131,19 +119,12 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
 
     # Data flows through the brokers.
     t = unique_topic("dyn")
-    create(b4, t, 2, 2)
+    create_topic(b4, t, 2, 2)
     produce_acked(b5, t, [f"a-{i}" for i in range(200)])
     assert sorted(read_values(b4, t, 2, 200)) == sorted(f"a-{i}" for i in range(200))
 
     # The quorum leader dies: the other two voters elect and commit.
-    leader = c.quorum_leader()
-    c.kill9(leader)
-    new_leader = c.wait_for("a new quorum leader", lambda: ((l := c.quorum_leader()) != leader, l),
-                            timeout_s=60)
-    print(f"quorum leader {leader} killed; {new_leader} leads")
-    t2 = unique_topic("dyn-after")
-    c.wait_for("topic created after the failover", lambda: (create(b4, t2, 2, 2) is None, None),
-               timeout_s=60)
+    leader, new_leader, t2 = c.kill_quorum_leader(b4, "dyn-after")
     produce_acked(b5, t2, [f"b-{i}" for i in range(50)])
     assert sorted(read_values(b4, t2, 2, 50)) == sorted(f"b-{i}" for i in range(50))
     c.restart(leader)
@@ -162,4 +143,4 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
                       timeout_s=30)
     print(f"after removing {gone}: {rows}")
     t3 = unique_topic("dyn-removed")
-    c.wait_for("the smaller quorum commits", lambda: (create(b5, t3, 1, 2) is None, None), timeout_s=60)
+    c.wait_for("the smaller quorum commits", lambda: (create_topic(b5, t3, 1, 2) is None, None), timeout_s=60)

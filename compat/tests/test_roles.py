@@ -18,12 +18,11 @@ import re
 import subprocess
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 import brokers
 from cluster import Cluster, cluster_kind
-from util import produce_acked, rdkafka_conf, read_values, unique_topic
+from util import create_topic, produce_acked, rdkafka_conf, read_values, unique_topic
 
 ROLES = {1: "controller", 2: "broker,controller", 3: "broker,controller", 4: "broker", 5: "broker"}
 VOTERS, OBSERVERS, BROKERS = {1, 2, 3}, {4, 5}, {2, 3, 4, 5}
@@ -58,16 +57,6 @@ def quorum_replication(bootstrap: str) -> dict[int, str]:
     return rows
 
 
-def create(bootstrap: str, name: str, partitions: int, rf: int) -> None:
-    """CreateTopics; an earlier attempt that timed out may have created it."""
-    admin = AdminClient(rdkafka_conf(bootstrap))
-    try:
-        admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name].result(timeout=60)
-    except KafkaException as e:
-        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-
-
 def test_controller_only_and_broker_only_nodes(cluster):
     c = cluster
     b4, b5 = c.node(4).bootstrap, c.node(5).bootstrap
@@ -83,7 +72,7 @@ def test_controller_only_and_broker_only_nodes(cluster):
 
     # Created through one broker-only node, served through the other.
     t = unique_topic("roles")
-    create(b4, t, 4, 3)
+    create_topic(b4, t, 4, 3)
     d = c.wait_for("a leader for every partition", lambda: (
         (d := c.describe(t)) and all(p["leader"] in BROKERS for p in d.values()), d))
     assert all(set(p["replicas"]) <= BROKERS and len(p["replicas"]) == 3 for p in d.values()), d
@@ -91,14 +80,7 @@ def test_controller_only_and_broker_only_nodes(cluster):
     assert sorted(read_values(b4, t, 4, 400)) == sorted(f"a-{i}" for i in range(400))
 
     # Kill the quorum leader: the broker-only nodes follow whoever leads next.
-    leader = c.quorum_leader()
-    c.kill9(leader)
-    new_leader = c.wait_for("a new quorum leader", lambda: ((l := c.quorum_leader()) != leader, l),
-                            timeout_s=60)
-    print(f"quorum leader {leader} killed; {new_leader} leads")
-    t2 = unique_topic("roles-after")
-    c.wait_for("topic created after the failover", lambda: (create(b4, t2, 2, 2) is None, None),
-               timeout_s=60)
+    leader, _, t2 = c.kill_quorum_leader(b4, "roles-after")
     c.wait_for("the other observer sees it", lambda: (
         len((d := c.describe(t2))) == 2 and all(p["leader"] in BROKERS for p in d.values()), d))
     produce_acked(b5, t2, [f"b-{i}" for i in range(100)])

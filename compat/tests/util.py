@@ -104,6 +104,20 @@ def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeou
     return got
 
 
+def create_topic(bootstrap: str, name: str, partitions: int, rf: int) -> None:
+    """CreateTopics through ``bootstrap``; an earlier attempt that timed out may have
+    created it (so TOPIC_ALREADY_EXISTS counts as done: safe to call again in a retry)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(rdkafka_conf(bootstrap))
+    try:
+        admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name].result(timeout=60)
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def coordinator_partition(key: str, partitions: int) -> int:
     """Kafka's internal-topic partition for a group or transactional id:
     ``Utils.abs(key.hashCode()) % partitions`` with Java's String.hashCode (UTF-16
