@@ -15,6 +15,7 @@ Kind from COMPAT_BROKER (cluster.Cluster): sluice by default, or real Kafka KRaf
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -111,10 +112,6 @@ def read_with_stats(bootstrap: str, topic: str, partitions: int, expect: int, ra
     """Values read from the start of every partition by a librdkafka consumer with
     ``client.rack``, and per partition (leader, broker it fetches from) as librdkafka's
     statistics last reported them."""
-    import json
-    import time
-
-    from confluent_kafka import Consumer, TopicPartition
     fetching: dict[int, tuple[int, int]] = {}
 
     def on_stats(raw: str) -> None:
@@ -122,21 +119,10 @@ def read_with_stats(bootstrap: str, topic: str, partitions: int, expect: int, ra
             if int(p) >= 0:
                 fetching[int(p)] = (s["leader"], s["broker"])
 
-    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False,
-                                            "client.rack": rack, "statistics.interval.ms": 200,
-                                            "stats_cb": on_stats}))
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < expect and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            got.append(m.value().decode())
-    # One more statistics interval, so the last report is from after the reads.
-    end = time.monotonic() + 0.6
-    while time.monotonic() < end:
-        c.poll(0.1)
-    c.close()
+    # One more statistics interval after the reads, so the last report is from after them.
+    got = read_values(bootstrap, topic, partitions, expect, timeout_s,
+                      conf={"client.rack": rack, "statistics.interval.ms": 200, "stats_cb": on_stats},
+                      linger_s=0.6)
     return got, fetching
 
 

@@ -88,11 +88,16 @@ def produce_acked(bootstrap: str, topic: str, values: list[str], partition: int 
     assert not failed, failed[:3]
 
 
-def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeout_s: float = 60) -> list[str]:
+def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeout_s: float = 60,
+                conf: dict | None = None, linger_s: float = 0.0) -> list[str]:
     """Values read from the start of partitions 0..partitions-1 (assign(), no group
-    commits), until ``expect`` arrived or ``timeout_s`` passed."""
+    commits), until ``expect`` arrived or ``timeout_s`` passed. ``conf`` adds to the
+    consumer's config (e.g. ``client.rack``, a ``stats_cb``); ``linger_s`` keeps the
+    consumer polling that long after the reads, before it closes, so that callbacks
+    such as librdkafka's statistics report once more on what the reads did."""
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False}))
+    c = Consumer(rdkafka_conf(bootstrap, **{"group.id": unique_topic("g"), "enable.auto.commit": False,
+                                            **(conf or {})}))
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got: list[str] = []
     deadline = time.monotonic() + timeout_s
@@ -100,6 +105,9 @@ def read_values(bootstrap: str, topic: str, partitions: int, expect: int, timeou
         m = c.poll(1.0)
         if m is not None and m.error() is None:
             got.append(m.value().decode())
+    end = time.monotonic() + linger_s
+    while time.monotonic() < end:
+        c.poll(0.1)
     c.close()
     return got
 
