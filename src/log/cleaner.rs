@@ -369,7 +369,7 @@ impl PartitionLog {
         }
         let mut cleaned = Segment::open(&self.dir, g.base, &self.config, false)?;
         if !cleaned.load_trusted(g.end)? {
-            cleaned.recover(false)?;
+            cleaned.recover(false, i64::MIN)?;
         }
         self.segments.insert(g.base, cleaned);
         Ok(())

@@ -371,10 +371,10 @@ impl LogManager {
             progress,
         });
         for i in 0..FLUSHER_THREADS {
-            let (queue, progress, fs) = (queue.clone(), mgr.progress.clone(), dir_handle.clone());
+            let (queue, fs) = (queue.clone(), dir_handle.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("sluice-flusher-{i}"))
-                .spawn(move || flusher_loop(&queue, &progress, &fs))?;
+                .spawn(move || flusher_loop(&queue, &fs))?;
             mgr.flushers.lock().push(handle);
         }
         Ok(mgr)
@@ -730,14 +730,17 @@ impl FlushQueue {
 
 /// Take what is queued and make everything written to it durable: one partition by
 /// fsyncs while the queue is short, many at once by `syncfs` when it is long.
-fn flusher_loop(queue: &FlushQueue, progress: &watch::Sender<u64>, fs: &File) {
+///
+/// Readers are woken by the watermark updates of each publish (`update_watermarks`
+/// bumps the progress counter when a high watermark moves; followers wake on appends),
+/// not by the flusher: a bump per flush would wake every long-polling fetch again.
+fn flusher_loop(queue: &FlushQueue, fs: &File) {
     while let Some(batch) = queue.take() {
         if batch.len() >= SYNCFS_MIN_PARTITIONS {
             flush_many(&batch, fs);
         } else {
             batch.iter().for_each(|p| flush_one(p));
         }
-        progress.send_modify(|g| *g = g.wrapping_add(1));
     }
 }
 

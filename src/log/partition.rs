@@ -23,8 +23,13 @@ use super::{AppendInfo, Error, LogConfig, ReadResult, Result, SliceRead};
 use crate::protocol::record_codec::DecodedBatch;
 use crate::protocol::records::{self, BatchHeader};
 
-/// `mark_synced` calls between two lazy checkpoint writes.
+/// `mark_synced` calls between two lazy checkpoint writes...
 const MARKS_PER_CHECKPOINT: u32 = 64;
+/// ...or at most this long between them while data is synced. Recovery after a crash
+/// CRC-checks what lies above the checkpointed recovery point, so this bounds it to
+/// about a second of each partition's writes (a partition taking few, large group
+/// commits would otherwise go long without a checkpoint). Kafka checkpoints every 60 s.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Segment files hold positions as u32 in their index.
 pub(super) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 /// Kafka keeps offsets relative to a segment's base within i32.
@@ -58,6 +63,7 @@ pub struct PartitionLog {
     /// parent is synced with the first data past that offset, before it is acknowledged.
     pub(super) parent_unsynced_from: Option<i64>,
     pub(super) marks_since_checkpoint: u32,
+    pub(super) last_checkpoint: std::time::Instant,
     /// Set by `close`: the active indexes are trimmed and appends are refused.
     pub(super) closed: bool,
     /// Offsets below this were compacted by the cleaner (persisted in the checkpoint).
@@ -576,8 +582,11 @@ impl PartitionLog {
             self.parent_unsynced_from = None;
         }
         self.marks_since_checkpoint += 1;
-        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT {
+        if self.marks_since_checkpoint >= MARKS_PER_CHECKPOINT
+            || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        {
             self.marks_since_checkpoint = 0;
+            self.last_checkpoint = std::time::Instant::now();
             // Unsynced is enough: it only claims data already durable, and a lost one
             // leaves the previous (older, never clean: open replaced that durably).
             if let Err(e) = self.checkpoint_state(false).write_unsynced(&self.dir) {
@@ -589,6 +598,7 @@ impl PartitionLog {
     /// Writes the checkpoint (recovery point, log start; not clean) now.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.marks_since_checkpoint = 0;
+        self.last_checkpoint = std::time::Instant::now();
         self.checkpoint_state(false).write(&self.dir)?;
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! Opening a partition directory, and crash recovery. After a clean shutdown every
 //! segment is loaded as trusted (indexes sanity-checked, a short header walk for the
 //! end offset). Otherwise every segment from the one holding the recovery point on is
-//! scanned batch by batch (framing, magic, CRC, increasing offsets), truncated at the first
-//! torn or corrupt batch, and its indexes are rebuilt; segments after a cut are
-//! deleted. Segments below the recovery point are trusted but sanity-checked, and
+//! scanned batch by batch (framing, magic, increasing offsets, and the CRC of every batch
+//! from the recovery point on), truncated at the first torn or corrupt batch, and its
+//! indexes are rebuilt; segments after a cut are deleted. Segments below the recovery point are trusted but sanity-checked, and
 //! rebuilt the same way when a check fails. Producer state is then rebuilt from the
 //! newest usable snapshot plus a header replay to the log end.
 //!
@@ -75,6 +75,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
     let mut recovered = Vec::new();
     let mut cut = false;
+    let mut truncated_any = false;
     for (i, &base) in bases.iter().enumerate() {
         if cut {
             tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
@@ -96,10 +97,24 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         let last = i + 1 == bases.len();
         let bound = bases.get(i + 1).copied().unwrap_or(i64::MAX);
         let mut segment = Segment::open(dir, base, &config, last)?;
-        let trusted = (clean || bound <= recovery_point) && segment.load_trusted(bound)?;
+        let below_recovery_point = bound <= recovery_point;
+        let trusted = (clean || below_recovery_point) && segment.load_trusted(bound)?;
         if !trusted {
-            let truncated = segment.recover(last)?;
-            recovered.push(base);
+            // The segment holding the recovery point is checked from there on. One wholly
+            // below it failed its load checks: something is off, so check all of it.
+            let durable_below = if below_recovery_point { i64::MIN } else { recovery_point };
+            let truncated = segment.recover(last, durable_below)?;
+            truncated_any |= truncated;
+            // Bytes at or above the recovery point may be in the page cache only (a
+            // crash of this process, not of the machine): make them durable before the
+            // checkpoint below calls them so. A sealed segment's rebuilt indexes are
+            // synced too: they are trusted at the next open. The active segment's
+            // indexes are never trusted after a crash, and a clean close syncs them.
+            if truncated || segment.next_offset() > durable_below {
+                recovered.push((base, last));
+            } else if !last {
+                recovered.push((base, false));
+            }
             // A segment whose tail was cut (torn or corrupt) invalidates everything
             // after it. A segment that merely ends before the next one starts is not
             // cut: compaction leaves such gaps, and telling them from a tail lost at a
@@ -138,11 +153,15 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let producers = rebuild_producers(dir, &segments, log_end_offset)?;
     let (txn, epochs) = rebuild_txn_and_epochs(dir, &segments, log_start_offset, log_end_offset)?;
 
-    for base in &recovered {
-        segments[base].sync_all()?;
+    for &(base, last) in &recovered {
+        if last {
+            segments[&base].log_file().sync_data()?;
+        } else {
+            segments[&base].sync_all()?;
+        }
     }
-    if !recovered.is_empty() || cut {
-        checkpoint::sync_dir(dir)?;
+    if cut {
+        checkpoint::sync_dir(dir)?; // segments after the cut were deleted
     }
     let mut log = PartitionLog {
         dir: dir.to_path_buf(),
@@ -159,6 +178,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         dir_unsynced_from,
         parent_unsynced_from: created.then_some(log_end_offset),
         marks_since_checkpoint: 0,
+        last_checkpoint: std::time::Instant::now(),
         closed: false,
         clean_offset: saved.map_or(0, |c| c.clean_offset),
         delete_horizon_ms: saved.and_then(|c| c.delete_horizon_ms),
@@ -167,10 +187,16 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         // No earlier checkpoint can claim a clean shutdown here, so an unsynced one is
         // safe: lost, the next open just scans the (then empty) log.
         log.checkpoint_state(false).write_unsynced(dir)?;
-    } else {
-        // Durable before any append: it replaces a possibly clean checkpoint, which
-        // must not outlive the first write after this open.
+    } else if clean || truncated_any {
+        // Durable before any append: it replaces a clean checkpoint, which must not
+        // outlive the first write after this open; or recovery cut the log, and a
+        // recovery point above the cut must not come back with the old checkpoint.
         log.checkpoint()?;
+    } else {
+        // The saved checkpoint was not clean and its recovery point is at or below the
+        // log end (recovery only cut above it), so losing this newer one costs at most
+        // a longer scan next time.
+        log.checkpoint_state(false).write_unsynced(dir)?;
     }
     tracing::debug!(
         dir = %dir.display(), clean, recovered_segments = recovered.len(),

@@ -402,7 +402,7 @@ async fn hw_cap_holds_the_high_watermark_and_releases_waiters() {
     }
     p.wait_durable(5).await;
     assert_eq!((p.durable_end(), p.high_watermark()), (5, 2));
-    // The flusher bumps progress just after publishing the durable end: wait for it.
+    // Publishing the durable end moved the HW, which bumps progress.
     assert!(within(progress.changed()).await.is_some(), "the HW moved to 2");
     // Consumers read up to the HW; followers to the log end.
     let records = |r: super::ReadResult| read_offsets(&r.records);
