@@ -399,7 +399,7 @@ fn recovery_from_the_recovery_point_with_a_flipped_byte_in_the_last_batch() {
 fn recovery_walks_the_durable_prefix_and_checks_the_tail() {
     let config = LogConfig { segment_bytes: 1 << 20, ..tiny_config() };
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
     fill(&mut log, 40);
     let (_, upto) = log.sync_handles();
     log.mark_synced(upto);
@@ -423,7 +423,7 @@ fn recovery_walks_the_durable_prefix_and_checks_the_tail() {
     flip(&mut bytes, 10, last_byte(10));
     flip(&mut bytes, 45, last_byte(45));
     fs::write(&file, &bytes).unwrap();
-    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let log = PartitionLog::open(dir.path(), config).unwrap();
     assert_eq!(log.log_end_offset(), before[45].0.base_offset);
     assert_eq!(fs::read(&file).unwrap(), bytes[..batches[45].1.start]);
     // The rebuilt indexes find batches, through the prefix and the checked tail.
