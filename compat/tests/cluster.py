@@ -509,3 +509,24 @@ class Cluster:
 
 def cluster_kind() -> str:
     return os.environ.get("COMPAT_BROKER", "sluice")
+
+
+def quorum_tool(bootstrap: str, *args: str, config=None) -> subprocess.CompletedProcess:
+    """kafka-metadata-quorum --bootstrap-server BOOTSTRAP [--command-config F] ARGS."""
+    opts = ["--bootstrap-server", bootstrap] + (["--command-config", str(config)] if config else [])
+    cmd = brokers.java_command("org.apache.kafka.tools.MetadataQuorumCommand", *opts, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def quorum_replication(bootstrap: str) -> dict[int, tuple[str, str]]:
+    """node id -> (directory id, Leader / Follower / Observer), from
+    ``kafka-metadata-quorum describe --replication``."""
+    res = quorum_tool(bootstrap, "describe", "--replication")
+    if res.returncode != 0:
+        raise AssertionError(f"describe --replication failed:\n{res.stdout}\n{res.stderr}")
+    rows = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s*(\d+)\s+(\S+)\s+.*\b(Leader|Follower|Observer)\s*$", line)
+        if m:
+            rows[int(m.group(1))] = (m.group(2), m.group(3))
+    return rows

@@ -25,7 +25,7 @@ import time
 import pytest
 
 import brokers
-from cluster import Cluster, cluster_kind
+from cluster import Cluster, cluster_kind, quorum_replication, quorum_tool
 from util import create_topic, produce_acked, read_values, unique_topic
 
 ROLES = {1: "controller", 2: "controller", 3: "controller", 4: "broker", 5: "broker"}
@@ -39,26 +39,6 @@ def cluster(tmp_path):
     c.start()
     yield c
     c.stop()
-
-
-def quorum_tool(bootstrap: str, *args: str, config=None) -> subprocess.CompletedProcess:
-    """kafka-metadata-quorum --bootstrap-server BOOTSTRAP [--command-config F] ARGS."""
-    opts = ["--bootstrap-server", bootstrap] + (["--command-config", str(config)] if config else [])
-    cmd = brokers.java_command("org.apache.kafka.tools.MetadataQuorumCommand", *opts, *args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def replication(bootstrap: str) -> dict[int, tuple[str, str]]:
-    """node id -> (directory id, Leader / Follower / Observer) from describe --replication."""
-    res = quorum_tool(bootstrap, "describe", "--replication")
-    if res.returncode != 0:
-        raise AssertionError(f"describe --replication failed:\n{res.stdout}\n{res.stderr}")
-    rows = {}
-    for line in res.stdout.splitlines():
-        m = re.match(r"\s*(\d+)\s+(\S+)\s+.*\b(Leader|Follower|Observer)\s*$", line)
-        if m:
-            rows[int(m.group(1))] = (m.group(2), m.group(3))
-    return rows
 
 
 def voters(rows: dict[int, tuple[str, str]]) -> set[int]:
@@ -84,7 +64,7 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
     assert len(set(dirs.values())) == 3, dirs
 
     rows = c.wait_for("1 the only voter, 2 and 3 observing", lambda: (
-        (r := replication(b4)) and voters(r) == {1} and {2, 3} <= set(r), r), timeout_s=60)
+        (r := quorum_replication(b4)) and voters(r) == {1} and {2, 3} <= set(r), r), timeout_s=60)
     print(f"before: {rows}")
     assert rows[1] == (dirs[1], "Leader") and rows[2] == (dirs[2], "Observer"), rows
 
@@ -92,7 +72,7 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
     res = c.wait_for("add-controller 2", lambda: ((r := add_controller(c, b4, 2)).returncode == 0,
                                                  r.stdout + r.stderr), timeout_s=60)
     assert f"Added controller 2 with directory id {dirs[2]}" in res, res
-    c.wait_for("2 votes", lambda: (voters(r := replication(b5)) == {1, 2}, r), timeout_s=30)
+    c.wait_for("2 votes", lambda: (voters(r := quorum_replication(b5)) == {1, 2}, r), timeout_s=30)
 
     # Refusals, each at once: 2 again is a duplicate; a node that does not observe the
     # quorum (a broker's id, its properties made a controller's) cannot be added.
@@ -108,7 +88,7 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
 
     res = c.wait_for("add-controller 3", lambda: ((r := add_controller(c, b5, 3)).returncode == 0,
                                                  r.stdout + r.stderr), timeout_s=60)
-    rows = c.wait_for("three voters", lambda: (voters(r := replication(b4)) == {1, 2, 3}, r), timeout_s=30)
+    rows = c.wait_for("three voters", lambda: (voters(r := quorum_replication(b4)) == {1, 2, 3}, r), timeout_s=30)
     print(f"after adding: {rows}")
     assert {i: rows[i][0] for i in (1, 2, 3)} == dirs, rows
     status = quorum_tool(b5, "describe", "--status")
@@ -139,7 +119,7 @@ def test_controllers_added_and_removed_with_kafka_metadata_quorum(cluster):
                           "--controller-directory-id", dirs[gone])).returncode == 0, r.stdout + r.stderr),
         timeout_s=60)
     assert f"Removed KRaft controller {gone} with directory id {dirs[gone]}" in res, res
-    rows = c.wait_for("two voters left", lambda: (voters(r := replication(b5)) == {1, 2, 3} - {gone}, r),
+    rows = c.wait_for("two voters left", lambda: (voters(r := quorum_replication(b5)) == {1, 2, 3} - {gone}, r),
                       timeout_s=30)
     print(f"after removing {gone}: {rows}")
     t3 = unique_topic("dyn-removed")

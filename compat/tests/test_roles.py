@@ -14,14 +14,12 @@ in the ISRs.
 
 from __future__ import annotations
 
-import re
-import subprocess
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 import brokers
-from cluster import Cluster, cluster_kind
+from cluster import Cluster, cluster_kind, quorum_replication
 from util import create_topic, produce_acked, rdkafka_conf, read_values, unique_topic
 
 ROLES = {1: "controller", 2: "broker,controller", 3: "broker,controller", 4: "broker", 5: "broker"}
@@ -42,21 +40,6 @@ def live_broker_ids(bootstrap: str) -> set[int]:
     return set(md.brokers)
 
 
-def quorum_replication(bootstrap: str) -> dict[int, str]:
-    """node id -> Leader / Follower / Observer, from Kafka's MetadataQuorumCommand."""
-    cmd = brokers.java_command("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server",
-                               bootstrap, "describe", "--replication")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    if res.returncode != 0:
-        raise AssertionError(f"kafka-metadata-quorum failed:\n{res.stdout}\n{res.stderr}")
-    rows = {}
-    for line in res.stdout.splitlines():
-        m = re.match(r"\s*(\d+)\s+.*\b(Leader|Follower|Observer)\s*$", line)
-        if m:
-            rows[int(m.group(1))] = m.group(2)
-    return rows
-
-
 def test_controller_only_and_broker_only_nodes(cluster):
     c = cluster
     b4, b5 = c.node(4).bootstrap, c.node(5).bootstrap
@@ -64,7 +47,7 @@ def test_controller_only_and_broker_only_nodes(cluster):
                lambda: ((ids := live_broker_ids(b4)) == BROKERS, ids))
 
     roles = c.wait_for("voters 1-3 and observers 4, 5 in DescribeQuorum",
-                       lambda: ((r := quorum_replication(b5)) and
+                       lambda: ((r := {i: s for i, (_, s) in quorum_replication(b5).items()}) and
                                 {i for i, s in r.items() if s != "Observer"} == VOTERS and
                                 OBSERVERS <= {i for i, s in r.items() if s == "Observer"}, r),
                        timeout_s=60)

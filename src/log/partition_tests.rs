@@ -290,6 +290,14 @@ fn fill(log: &mut PartitionLog, batches: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// What the flusher does after an fsync, plus the checkpoint it writes lazily: the
+/// recovery point moves to the log end.
+fn sync_and_checkpoint(log: &mut PartitionLog) {
+    let (_, upto) = log.sync_handles();
+    log.mark_synced(upto);
+    log.checkpoint().unwrap();
+}
+
 #[test]
 fn recovery_after_unclean_shutdown_keeps_everything_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,9 +375,7 @@ fn recovery_from_the_recovery_point_with_a_flipped_byte_in_the_last_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     fill(&mut log, 30);
-    let (_, upto) = log.sync_handles();
-    log.mark_synced(upto);
-    log.checkpoint().unwrap();
+    sync_and_checkpoint(&mut log);
     fill(&mut log, 3);
     let before = read_all(&log);
     crash(log);
@@ -401,9 +407,7 @@ fn recovery_walks_the_durable_prefix_and_checks_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     fill(&mut log, 40);
-    let (_, upto) = log.sync_handles();
-    log.mark_synced(upto);
-    log.checkpoint().unwrap();
+    sync_and_checkpoint(&mut log);
     fill(&mut log, 10);
     let before = read_all(&log);
     assert_eq!(log.segment_base_offsets().len(), 1, "one active segment");
