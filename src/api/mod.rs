@@ -141,7 +141,7 @@ pub fn log_error_code(e: &crate::log::Error) -> i16 {
         E::Records(R::CorruptMessage { .. }) => ResponseError::CorruptMessage,
         E::Records(R::InvalidRecord { .. }) => ResponseError::InvalidRecord,
         E::Records(R::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
-        E::Io(_) | E::Corrupt { .. } | E::CleanerAborted => ResponseError::KafkaStorageError,
+        E::Io(_) | E::DiskFull { .. } | E::Corrupt { .. } | E::CleanerAborted => ResponseError::KafkaStorageError,
         // A follower append below its log end: a replication bug, not a client error.
         E::NonMonotonicOffset { .. } => ResponseError::UnknownServerError,
     };

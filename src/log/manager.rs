@@ -38,6 +38,7 @@ use super::cleaner::{CleanStats, CleanerOptions};
 use super::retention::RetentionOutcome;
 use super::checkpoint::sync_filesystem;
 use super::segment::remove_deleted_files;
+use super::space::DiskSpace;
 use super::{AppendInfo, Error, LogConfig, PartitionLog, ReadResult, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -349,6 +350,8 @@ pub struct LogManager {
     cleaners: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Bumped whenever a high watermark moves: wakes fetch long-polls.
     progress: watch::Sender<u64>,
+    /// Appends stop short of a full disk (see [`super::space`]).
+    space: DiskSpace,
 }
 
 impl LogManager {
@@ -357,6 +360,8 @@ impl LogManager {
         let queue = Arc::new(FlushQueue::default());
         let (progress, _) = watch::channel(0u64);
         let dir_handle = Arc::new(File::open(dir)?);
+        let space = DiskSpace::for_dir(File::open(dir)?)?;
+        tracing::debug!(dir = %dir.display(), reserve_bytes = space.reserve_bytes(), "appends stop short of this much free space");
         let mgr = Arc::new(LogManager {
             dir: dir.to_path_buf(),
             dir_handle: dir_handle.clone(),
@@ -369,6 +374,7 @@ impl LogManager {
             cleaner: Arc::new(CleanerShared::default()),
             cleaners: Mutex::new(Vec::new()),
             progress,
+            space,
         });
         for i in 0..FLUSHER_THREADS {
             let (queue, fs) = (queue.clone(), dir_handle.clone());
@@ -434,6 +440,7 @@ impl LogManager {
 
     /// Append validated batches; durability is `wait_durable`'s business.
     pub fn append(&self, p: &Arc<Partition>, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.space.admit(records.len())?;
         let info = p.with_log(|log| {
             let info = log.append(records, leader_epoch)?;
             p.log_end_offset.store(log.log_end_offset(), Ordering::Release);
@@ -446,6 +453,7 @@ impl LogManager {
     /// A follower's append of batches fetched from its leader (see
     /// [`PartitionLog::append_replica`]), queued for the flusher like any append.
     pub fn append_replica(&self, p: &Arc<Partition>, records: &[u8]) -> Result<AppendInfo> {
+        self.space.admit(records.len())?;
         let info = p.with_log(|log| {
             let info = log.append_replica(records)?;
             p.log_end_offset.store(log.log_end_offset(), Ordering::Release);

@@ -28,6 +28,7 @@ mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod space;
 mod txn;
 
 #[cfg(test)]
@@ -169,6 +170,10 @@ pub enum Error {
         base_offset: i64,
         expected_at_least: i64,
     },
+    /// An append refused because it would leave less than the reserve free
+    /// ([`space`]): the reserve keeps room for checkpoints and deleting records.
+    #[error("log dir has {free_bytes} bytes free, not more than its {reserve_bytes}-byte reserve")]
+    DiskFull { free_bytes: u64, reserve_bytes: u64 },
     #[error("corrupt log file {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }
