@@ -170,16 +170,20 @@ def table(res: dict) -> str:
     t.add("5b", "process start → first answered ApiVersions, empty data dir (ms)", DUR_NA,
           k * 1000 if k else None, s * 1000 if s else None, better="lower", target="< 100 ms",
           target_ok=(s < 0.1) if s else None, digits=0)
-    k, s = get(kf, "w5_restart", "start_s"), get(sf, "w5_restart", "start_s")
-    on_disk = get(sf, "w5_restart", "data_dir_bytes")
-    k_disk = get(kf, "w5_restart", "data_dir_bytes")
-    t.add("5c", f"restart after kill -9 → first ApiVersions, data on disk: Kafka "
-          f"{fmt(k_disk / GIB if k_disk else None, 2)} GiB, sluice "
-          f"{fmt(on_disk / GIB if on_disk else None, 2)} GiB (ms)", DUR_NA,
-          k * 1000 if k else None, s * 1000 if s else None, better="lower",
-          target="< 2 s with 2 GiB" + ("" if (on_disk or 0) >= 2 * GIB else
-                                        " (not judged: less data on disk)"),
-          target_ok=(s < 2.0) if s and (on_disk or 0) >= 2 * GIB else None, digits=0)
+    kr, sr = run_of(res, "kafka", "restart"), run_of(res, "sluice", "restart")
+    for n, k_run, s_run, what in (("5c", kr, sr, "data of its own"),
+                                  ("5c′", kf, sf, "everything workloads 1-3 wrote")):
+        k, s = get(k_run, "w5_restart", "start_s"), get(s_run, "w5_restart", "start_s")
+        on_disk = get(s_run, "w5_restart", "data_dir_bytes")
+        k_disk = get(k_run, "w5_restart", "data_dir_bytes")
+        judged = n == "5c" and (on_disk or 0) >= 2 * GIB
+        t.add(n, f"restart after kill -9 → first ApiVersions, {what} on disk: Kafka "
+              f"{fmt(k_disk / GIB if k_disk else None, 2)} GiB, sluice "
+              f"{fmt(on_disk / GIB if on_disk else None, 2)} GiB (ms)", DUR_NA,
+              k * 1000 if k else None, s * 1000 if s else None, better="lower",
+              target=("< 2 s with 2 GiB" + ("" if judged else " (not judged: less data on disk)"))
+              if n == "5c" else None,
+              target_ok=(s < 2.0) if s and judged else None, digits=0)
     k, s = get(kf, "stop", "stop_s"), get(sf, "stop", "stop_s")
     killed = [f"{kind} did not exit and was killed after {get(r, 'stop', 'killed_after_s')} s"
               for kind, r in (("Kafka", kf), ("sluice", sf)) if get(r, "stop", "killed_after_s")]
@@ -230,7 +234,7 @@ def rdkafka_detail(res: dict) -> str:
              "broker CPU s | broker CPU s per GiB | client CPU s (share of its core) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["runs"]:
-        w = get(r, "w1r")
+        w = get(r, "w1r") or get(r, "produce")   # the restart run's fill (5c)
         if w:
             lines.append(f"| {r['kind']} / {r['row']} | {w['records']:,} | {w['seconds']:.1f} | "
                          f"{w['records_per_s']:,.0f} | {w['mib_per_s']:.1f} | "
@@ -292,10 +296,11 @@ def memory_detail(res: dict) -> str:
     lines = ["| broker | when | VmRSS | RssAnon | RssFile (mapped files, incl. shared libs) |",
              "|---|---|---:|---:|---:|"]
     for kind in ("kafka", "sluice"):
-        r = run_of(res, kind, "fsync")
+        r, rr = run_of(res, kind, "fsync"), run_of(res, kind, "restart")
         for when, d in (("idle after start", get(r, "idle_rss")),
                         ("peak, 1,000 partitions under load", get(r, "w4", "peak_rss")),
-                        ("after restart (kill -9)", get(r, "w5_restart", "rss_after_restart"))):
+                        ("after restart (kill -9), 5c", get(rr, "w5_restart", "rss_after_restart")),
+                        ("after restart (kill -9), 5c′", get(r, "w5_restart", "rss_after_restart"))):
             if d:
                 lines.append(f"| {kind} | {when} | {d.get('VmRSS', 0) / MIB:.1f} MiB | "
                              f"{d.get('RssAnon', 0) / MIB:.1f} MiB | "

@@ -72,17 +72,17 @@ MODES = {
                   w2_warmup_s=1, w2_measure_s=3, w4_records=10_000, w4_max_s=10, idle_s=1,
                   loopback_s=0.5, fsync_s=0.5, w3_min_bytes=0, stop_max_s=10,
                   w1r_records=20_000, w1r_max_s=5, w3_max_records=None,
-                  w3r_max_records=None),
+                  w3r_max_records=None, w5_bytes=16 * MIB),
     "quick": dict(w1_records=400_000, w1_max_s=15, w1b_records=400_000, w1b_max_s=12,
                   w2_warmup_s=2, w2_measure_s=10, w4_records=200_000, w4_max_s=15, idle_s=2,
                   loopback_s=2, fsync_s=2, w3_min_bytes=0, stop_max_s=20,
                   w1r_records=3_000_000, w1r_max_s=10, w3_max_records=400_000,
-                  w3r_max_records=None),
+                  w3r_max_records=None, w5_bytes=256 * MIB),
     "full": dict(w1_records=2_400_000, w1_max_s=600, w1b_records=2_000_000, w1b_max_s=120,
                  w2_warmup_s=10, w2_measure_s=60, w4_records=1_000_000, w4_max_s=180,
                  idle_s=10, loopback_s=5, fsync_s=5, w3_min_bytes=2 * GIB, stop_max_s=60,
                  w1r_records=4_000_000, w1r_max_s=60, w3_max_records=None,
-                 w3r_max_records=None),
+                 w3r_max_records=None, w5_bytes=2 * GIB),
 }
 
 
@@ -360,6 +360,45 @@ def rdkafka_consume(b: brokers.Broker, topic: str, max_records: int | None) -> d
 
 
 # ------------------------------------------------------------------------------ one broker
+def new_broker(kind: str, row: str, work: Path, sluice_bin: Path | None) -> brokers.Broker:
+    """A broker of ``kind`` on the empty dir ``work``, configured for durability ``row``."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    if kind == "kafka":
+        overrides = {"log.flush.interval.messages": "1"} if row == "fsync" else {}
+        # Kafka's own start script's default heap (kafka-server-start.sh: -Xmx1G -Xms1G).
+        return BenchKafka(work, heap="1g", overrides=overrides, start_timeout_s=120)
+    return BenchSluice(work, binary=sluice_bin, start_timeout_s=60)
+
+
+def run_restart(kind: str, cfg: dict, work: Path, sluice_bin: Path | None) -> dict:
+    """Workload 5c on a data dir of its own: ``w5_bytes`` of 1 KiB records (2 GiB in full
+    mode, as the target states) produced to 16 partitions by the librdkafka client with
+    the fsync row's durability, then kill -9 and the time from the new process's spawn
+    to its first answered ApiVersions."""
+    b = new_broker(kind, "fsync", work, sluice_bin)
+    r: dict = {"kind": kind, "row": "restart", "errors": {}}
+    try:
+        b.start()
+        create_topic(b, "restart16", 16)
+        r["produce"] = rdkafka_peak(b, "restart16", cfg["w5_bytes"] // RECORD_BYTES, 1800)
+        on_disk = dir_bytes(b.data_dir)
+        b.kill9()
+        b.start_timeout_s = 180
+        b.start()
+        r["w5_restart"] = {"data_dir_bytes": on_disk, "start_s": b.start_s,
+                           "rss_after_restart": proc_status(b.proc.pid)}
+        log(f"{kind}/restart: {on_disk / GIB:.2f} GiB on disk, ready again in "
+            f"{b.start_s * 1000:.0f} ms")
+    except Exception as e:  # noqa: BLE001
+        r["errors"]["broker"] = f"{type(e).__name__}: {e}"[:4000]
+        log(f"{kind}/restart: FAILED: {e}")
+    finally:
+        b.stop()
+        r["broker_log_tail"] = b.log_tail(15) if r["errors"] else ""
+    return r
+
+
 def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | None,
                w2_rate: float | None, full_set: bool, w3_records: int | None = None,
                w3r_records: int | None = None, catch_up_only: bool = False) -> dict:
@@ -370,14 +409,7 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
     policy (never fsync on the write path); only the peak produce workload.
     catch_up_only: only what workloads 3/3b need (the librdkafka topic, then both reads).
     """
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    if kind == "kafka":
-        overrides = {"log.flush.interval.messages": "1"} if row == "fsync" else {}
-        # Kafka's own start script's default heap (kafka-server-start.sh: -Xmx1G -Xms1G).
-        b = BenchKafka(work, heap="1g", overrides=overrides, start_timeout_s=120)
-    else:
-        b = BenchSluice(work, binary=sluice_bin, start_timeout_s=60)
+    b = new_broker(kind, row, work, sluice_bin)
     r: dict = {"kind": kind, "row": row, "errors": {}}
 
     def step(name: str, fn):
@@ -466,8 +498,9 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
             return r
 
         def restart():
-            # Data on disk: workloads 1-3's topic. Before the 1,000-partition topic exists,
-            # so this times recovery of data, not the creation of 1,000 partition dirs.
+            # 5c' (5c proper is run_restart's, with exactly 2 GiB): everything workloads
+            # 1-3 wrote. Before the 1,000-partition topic exists, so this times recovery
+            # of data, not the creation of 1,000 partition dirs.
             on_disk = dir_bytes(b.data_dir)
             b.kill9()
             b.start_timeout_s = 180
@@ -595,6 +628,10 @@ def main() -> int:
                 w3_records = get_records(r)
             if kind == "kafka" and get_records(r, "w3r"):
                 w3r_records = get_records(r, "w3r")
+        if not args.catch_up_only:
+            for kind in kinds:
+                results["runs"].append(run_restart(kind, cfg, run_dir / f"{kind}-restart-fsync",
+                                                   sluice_bin))
         if not args.no_tmpfs and not args.catch_up_only:
             shm_dir.mkdir(parents=True, exist_ok=True)
             for kind in kinds:
