@@ -1,9 +1,10 @@
 """Peak produce with a librdkafka-based client (confluent-kafka), for benches/run.py.
 
-    compat/.cache/venv/bin/python benches/rdkafka_peak.py BOOTSTRAP TOPIC RECORDS MAX_S
+    compat/.cache/venv/bin/python benches/rdkafka_peak.py BOOTSTRAP TOPIC RECORDS MAX_S [BATCH_BYTES]
 
 1 KiB records, acks=all, enable.idempotence=true, linger.ms=5, librdkafka's other
-defaults (notably batch.size 1,000,000 bytes, where the Java client has 16,384). Produces
+defaults (notably batch.size 1,000,000 bytes, where the Java client has 16,384; BATCH_BYTES
+sets it, as the kill -9 restart workload does to store Java-sized batches). Produces
 until RECORDS were handed over or MAX_S passed, then flushes (at most 60 s more), and
 prints one JSON line: records acknowledged, seconds from the first produce() to the end of
 the flush, records/s, MiB/s, delivery errors. Delivery reports are requested for errors
@@ -25,11 +26,12 @@ MIB = 1 << 20
 
 
 def main() -> int:
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         print(__doc__, file=sys.stderr)
         return 2
     bootstrap, topic, records, max_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
         float(sys.argv[4])
+    extra = {"batch.size": int(sys.argv[5])} if len(sys.argv) == 6 else {}
     errors = 0
     first_error = None
 
@@ -41,7 +43,7 @@ def main() -> int:
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                   "enable.idempotence": True, "linger.ms": 5,
-                  "delivery.report.only.error": True, "on_delivery": on_delivery})
+                  "delivery.report.only.error": True, "on_delivery": on_delivery, **extra})
     p.list_topics(topic, timeout=30)  # metadata before the clock starts
     value = bytes(1024)
     sent = 0

@@ -292,7 +292,7 @@ fn fill(log: &mut PartitionLog, batches: usize) -> Vec<Vec<u8>> {
 
 /// What the flusher does after an fsync, plus the checkpoint it writes lazily: the
 /// recovery point moves to the log end.
-fn sync_and_checkpoint(log: &mut PartitionLog) {
+pub(super) fn sync_and_checkpoint(log: &mut PartitionLog) {
     let (_, upto) = log.sync_handles();
     log.mark_synced(upto);
     log.checkpoint().unwrap();

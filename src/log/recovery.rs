@@ -3,9 +3,10 @@
 //! end offset). Otherwise every segment from the one holding the recovery point on is
 //! scanned batch by batch (framing, magic, increasing offsets, and the CRC of every batch
 //! from the recovery point on), truncated at the first torn or corrupt batch, and its
-//! indexes are rebuilt; segments after a cut are deleted. Segments below the recovery point are trusted but sanity-checked, and
-//! rebuilt the same way when a check fails. Producer state is then rebuilt from the
-//! newest usable snapshot plus a header replay to the log end.
+//! indexes are rebuilt; segments after a cut are deleted. Segments below the recovery
+//! point are trusted but sanity-checked, and rebuilt the same way when a check fails.
+//! Producer state (from the newest usable snapshot on), the transaction index and the
+//! leader epoch cache are replayed from the same walk of each segment.
 //!
 //! A compaction interrupted by a crash is finished or discarded first
 //! ([`super::cleaner::finish_interrupted`]).
@@ -15,7 +16,7 @@
 //! shut down cleanly.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
 
 use super::checkpoint::{self, Checkpoint};
@@ -23,7 +24,10 @@ use super::epochs::EpochCache;
 use super::partition::PartitionLog;
 use super::producer_state::ProducerStateManager;
 use super::segment::{self, Segment};
+use super::txn::TxnIndex;
 use super::{Error, LogConfig, Result};
+use crate::protocol::control::coordinator_epoch;
+use crate::protocol::records::BatchHeader;
 
 /// Base offsets of the `.log` files in `dir`, ascending. Removes leftovers that cannot be
 /// used: temporary files, files of a segment deletion (`*.deleted`, see
@@ -71,6 +75,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let recovery_point = saved.map_or(i64::MIN, |c| c.recovery_point);
     super::cleaner::finish_interrupted(dir)?;
     let bases = without_deleted_prefix(dir, scan_dir(dir)?, saved)?;
+    let mut replay = Replay::from_newest_snapshot(dir)?;
 
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
     let mut recovered = Vec::new();
@@ -103,7 +108,12 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             // The segment holding the recovery point is checked from there on. One wholly
             // below it failed its load checks: something is off, so check all of it.
             let durable_below = if below_recovery_point { i64::MIN } else { recovery_point };
-            let truncated = segment.recover(last, durable_below)?;
+            // A second handle: recovery borrows the segment mutably.
+            let file = segment.log_file().try_clone()?;
+            let truncated = segment.recover_visiting(last, durable_below, &mut |h, at| {
+                replay.on_batch(h, read_marker(h, at, &file)?.as_deref());
+                Ok(())
+            })?;
             truncated_any |= truncated;
             // Bytes at or above the recovery point may be in the page cache only (a
             // crash of this process, not of the machine): make them durable before the
@@ -122,6 +132,8 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             // (it is written lazily). Such a lost tail held nothing acknowledged: an
             // ack waits for the fsync of every earlier segment. Kafka keeps gaps too.
             cut = !last && truncated;
+        } else {
+            walk_with_markers(&segment, 0, |h, marker| replay.on_batch(h, marker))?;
         }
         segments.insert(base, segment);
     }
@@ -150,8 +162,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
     let log_start_offset = saved
         .map_or(first_base, |c| c.log_start_offset)
         .clamp(first_base, log_end_offset);
-    let producers = rebuild_producers(dir, &segments, log_end_offset)?;
-    let (txn, epochs) = rebuild_txn_and_epochs(dir, &segments, log_start_offset, log_end_offset)?;
+    let (producers, txn, epochs) = replay.finish(dir, &segments, log_start_offset, log_end_offset)?;
 
     for &(base, last) in &recovered {
         if last {
@@ -229,28 +240,86 @@ fn without_deleted_prefix(
     Ok(bases[doomed..].to_vec())
 }
 
-/// The transaction index and the leader epoch cache, from one walk of every batch
-/// header. The epoch checkpoint is loaded first and trusted below the log end; epochs
-/// it lacks (its last write lost in a crash) are filled in from the batches.
-fn rebuild_txn_and_epochs(
-    dir: &Path,
-    segments: &BTreeMap<i64, Segment>,
-    log_start_offset: i64,
-    log_end_offset: i64,
-) -> Result<(super::txn::TxnIndex, EpochCache)> {
-    let saved = EpochCache::load(dir)?;
-    let mut epochs = saved.clone();
-    // An epoch with no batch yet (assigned by a new leader) is forgotten, as in Kafka:
-    // the leader assigns it again when it takes over after the restart.
-    epochs.truncate_from_end(log_end_offset);
-    let txn = super::txn::TxnIndex::rebuild(segments, |h| {
-        epochs.assign(h.partition_leader_epoch, h.base_offset);
-    })?;
-    epochs.truncate_from_start(log_start_offset);
-    if epochs != saved {
-        epochs.write(dir, false)?;
+/// What open derives from the batch headers — producer state, the transaction index and
+/// the leader epoch cache — fed by the one walk of each segment that open makes anyway:
+/// recovery's for a segment it checks, a header walk for one it trusts. (Each used to
+/// walk the log on its own: three page touches per batch of the active segment.)
+/// Only batches that stay in the log are shown to it: recovery stops at the first bad
+/// batch, and segments after a cut are deleted unwalked.
+struct Replay {
+    /// Producer state from the newest snapshot, then every batch from its offset on.
+    producers: ProducerStateManager,
+    producers_from: i64,
+    /// A batch straddled the snapshot's offset: the snapshot is not one of ours.
+    misaligned_snapshot: bool,
+    txn: TxnIndex,
+    /// Where each larger leader epoch first appears, applied once the log end is known
+    /// (the saved epochs above it must go first).
+    epoch_starts: Vec<(i32, i64)>,
+}
+
+impl Replay {
+    fn from_newest_snapshot(dir: &Path) -> Result<Replay> {
+        // The log end is not known before recovery; a snapshot found to lie above it is
+        // given up in `finish`.
+        let (producers_from, entries) =
+            checkpoint::load_producer_snapshot(dir, i64::MAX)?.unwrap_or((i64::MIN, Vec::new()));
+        Ok(Replay {
+            producers: ProducerStateManager::from_entries(entries),
+            producers_from,
+            misaligned_snapshot: false,
+            txn: TxnIndex::default(),
+            epoch_starts: Vec::new(),
+        })
     }
-    Ok((txn, epochs))
+
+    /// One batch that stays in the log, in log order (`marker`: a control batch's bytes).
+    fn on_batch(&mut self, h: &BatchHeader, marker: Option<&[u8]>) {
+        if h.base_offset >= self.producers_from {
+            replay_producer(&mut self.producers, h, marker);
+        } else if h.next_offset() > self.producers_from {
+            self.misaligned_snapshot = true;
+        }
+        self.txn.apply(h, marker.unwrap_or_default());
+        if self.epoch_starts.last().is_none_or(|&(e, _)| h.partition_leader_epoch > e) {
+            self.epoch_starts.push((h.partition_leader_epoch, h.base_offset));
+        }
+    }
+
+    fn finish(
+        mut self,
+        dir: &Path,
+        segments: &BTreeMap<i64, Segment>,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    ) -> Result<(ProducerStateManager, TxnIndex, EpochCache)> {
+        let producers = if self.misaligned_snapshot {
+            tracing::warn!(dir = %dir.display(), from_offset = self.producers_from, "misaligned producer snapshot; full replay");
+            replay_all(segments)?
+        } else if self.producers_from > log_end_offset {
+            // Recovery cut the log below the snapshot: an older one and a second walk.
+            rebuild_producers(dir, segments, log_end_offset)?
+        } else {
+            self.producers
+        };
+        // Everything recovered is durable: nothing is merely "completing".
+        self.txn.settle_all(log_end_offset);
+
+        let saved = EpochCache::load(dir)?;
+        let mut epochs = saved.clone();
+        // An epoch with no batch yet (assigned by a new leader) is forgotten, as in Kafka:
+        // the leader assigns it again when it takes over after the restart. Epochs the
+        // checkpoint lacks (its last write lost in a crash) come from the batches.
+        epochs.truncate_from_end(log_end_offset);
+        for (epoch, start_offset) in self.epoch_starts {
+            epochs.assign(epoch, start_offset);
+        }
+        epochs.truncate_from_start(log_start_offset);
+        if epochs != saved {
+            epochs.write(dir, false)?;
+        }
+        Ok((producers, self.txn, epochs))
+    }
 }
 
 /// Producer state as of `log_end_offset`: the newest snapshot at or below it, then a
@@ -281,10 +350,7 @@ pub(super) fn rebuild_producers(
         } else {
             0
         };
-        segment.walk_headers(start_bytes, |h, _| {
-            producers.replay(h);
-            true
-        })?;
+        walk_with_markers(segment, start_bytes, |h, marker| replay_producer(&mut producers, h, marker))?;
     }
     Ok(producers)
 }
@@ -292,10 +358,45 @@ pub(super) fn rebuild_producers(
 fn replay_all(segments: &BTreeMap<i64, Segment>) -> Result<ProducerStateManager> {
     let mut producers = ProducerStateManager::new();
     for segment in segments.values() {
-        segment.walk_headers(0, |h, _| {
-            producers.replay(h);
-            true
-        })?;
+        walk_with_markers(segment, 0, |h, marker| replay_producer(&mut producers, h, marker))?;
     }
     Ok(producers)
+}
+
+/// A marker is replayed with its coordinator epoch, so the fencing of stale
+/// coordinators survives a restart.
+fn replay_producer(producers: &mut ProducerStateManager, h: &BatchHeader, marker: Option<&[u8]>) {
+    match marker {
+        Some(batch) => producers.replay_marker(h, coordinator_epoch(h, batch)),
+        None => producers.replay(h),
+    }
+}
+
+/// A control batch's bytes (its key says commit or abort, its value carries the
+/// coordinator epoch): one small read per marker; data batches are known by header.
+fn read_marker(h: &BatchHeader, at: u64, file: &File) -> Result<Option<bytes::BytesMut>> {
+    Ok(match h.is_control() {
+        true => Some(segment::pread_exact(file, at, h.total_bytes())?),
+        false => None,
+    })
+}
+
+/// Walks `segment`'s batch headers from `position_bytes`, with each marker's bytes.
+fn walk_with_markers(
+    segment: &Segment,
+    position_bytes: u64,
+    mut f: impl FnMut(&BatchHeader, Option<&[u8]>),
+) -> Result<()> {
+    let mut failed = None;
+    segment.walk_headers(position_bytes, |h, at| match read_marker(h, at, segment.log_file()) {
+        Ok(marker) => {
+            f(h, marker.as_deref());
+            true
+        }
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
 }

@@ -191,7 +191,7 @@ impl PartitionLog {
         }
         self.producers = super::recovery::rebuild_producers(&self.dir, &self.segments, new_end)?;
         if !self.txn.truncate_to(new_end) {
-            self.txn = TxnIndex::rebuild(&self.segments, |_| {})?;
+            self.txn = TxnIndex::rebuild(&self.segments)?;
         }
         self.clean_offset = self.clean_offset.min(new_end);
         self.finish_truncation()?;

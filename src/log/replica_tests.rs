@@ -484,3 +484,66 @@ async fn partition_truncation_clamps_the_watermarks() {
 fn read_offsets(records: &[u8]) -> Vec<i64> {
     crate::protocol::records::BatchIter::new(records).map(|(h, _)| h.base_offset).collect()
 }
+
+/// Open derives producer state, the transaction index and the leader epoch cache from
+/// its one walk of each segment (recovery's, or a header walk of a trusted segment):
+/// after a crash with part of the log below the recovery point, after a clean close, and
+/// after a torn tail, they are what the appends left (less the cut batch).
+#[test]
+fn open_replays_producers_transactions_and_epochs_from_its_one_walk() {
+    type State = (
+        std::collections::HashMap<i64, i64>,
+        Vec<super::AbortedTxn>,
+        Vec<(i32, i64)>,
+        Vec<Option<super::ProducerEntry>>,
+        i64,
+    );
+    fn state(log: &PartitionLog) -> State {
+        let txn = log.txn_index();
+        (
+            txn.ongoing().clone(),
+            txn.aborted_between(0, i64::MAX),
+            log.epoch_entries(),
+            [5, 8, 9].iter().map(|&pid| log.producer_state(pid).cloned()).collect(),
+            log.log_end_offset(),
+        )
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    log.append(&mut txn_batch(8, 0), 0).unwrap();
+    log.append(&mut txn_batch(9, 0), 0).unwrap();
+    for seq in 0..8 {
+        log.append(&mut test_util::idempotent(5, 0, seq * 10, 10), 0).unwrap();
+    }
+    log.append(&mut marker_batch(8, 0, 0, ControlType::Abort, 0), 0).unwrap();
+    // The recovery point: what is below it is walked as trusted, the rest recovered.
+    super::partition_tests::sync_and_checkpoint(&mut log);
+    for seq in 8..16 {
+        log.append(&mut test_util::idempotent(5, 0, seq * 10, 10), 3).unwrap();
+    }
+    log.append(&mut txn_batch(9, 1), 3).unwrap();
+    log.append(&mut marker_batch(9, 0, 0, ControlType::Commit, 0), 3).unwrap();
+    let before_last = state(&log);
+    log.append(&mut txn_batch(8, 1), 3).unwrap(); // pid 8 opens a second transaction
+    let expected = state(&log);
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    assert_eq!(expected.0.keys().collect::<Vec<_>>(), [&8]);
+    assert_eq!(expected.1.len(), 1);
+    assert_eq!(expected.2.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 3]);
+    assert_ne!(before_last, expected);
+
+    drop(log); // a crash: no close
+    let mut log = open(dir.path());
+    assert_eq!(state(&log), expected, "after a crash");
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(state(&log), expected, "after a clean close");
+
+    drop(log);
+    let last = super::partition_tests::segment_files(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&last).unwrap().set_len(len - 10).unwrap();
+    let log = open(dir.path());
+    assert_eq!(state(&log), before_last, "after the last batch was torn");
+}

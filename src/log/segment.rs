@@ -76,7 +76,7 @@ fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
 
 /// `len` bytes at `position_bytes` into a new buffer, without zeroing it first (a fetch
 /// reads up to megabytes per partition; the memset would be a second pass over them).
-fn pread_exact(file: &File, position_bytes: u64, len: usize) -> io::Result<BytesMut> {
+pub(super) fn pread_exact(file: &File, position_bytes: u64, len: usize) -> io::Result<BytesMut> {
     use std::os::fd::AsRawFd;
     let mut buf = BytesMut::with_capacity(len);
     let mut done = 0usize;
@@ -619,6 +619,18 @@ impl Segment {
     /// crash costs the unflushed tail, not the segment (Kafka rescans the whole segment
     /// holding the recovery point). Pass `i64::MIN` to check everything.
     pub fn recover(&mut self, active: bool, durable_below: i64) -> Result<bool> {
+        self.recover_visiting(active, durable_below, &mut |_, _| Ok(()))
+    }
+
+    /// [`Self::recover`], showing `on_batch` each batch that stays (header and position)
+    /// as it goes: open derives producer, transaction and epoch state from this walk
+    /// instead of reading the headers again.
+    pub fn recover_visiting(
+        &mut self,
+        active: bool,
+        durable_below: i64,
+        on_batch: &mut dyn FnMut(&BatchHeader, u64) -> Result<()>,
+    ) -> Result<bool> {
         self.offset_index.reset(self.segment_index_bytes)?;
         self.time_index.reset(self.segment_index_bytes)?;
         self.next_offset = self.base_offset;
@@ -666,6 +678,7 @@ impl Segment {
                 }
             }
             self.on_batch_stored(&h, position_bytes);
+            on_batch(&h, position_bytes)?;
             position_bytes += h.total_bytes() as u64;
         }
         let truncated = position_bytes < file_bytes;

@@ -6,9 +6,9 @@
 //! The index is a pure function of the log's batches: a transactional data batch
 //! opens its producer's transaction at its base offset (if none is open), a marker
 //! (control batch) closes it, and an ABORT marker records (producer id, first
-//! offset, marker offset). It is rebuilt on open by walking every batch header
-//! (and reading each marker's key), so it can never disagree with the log after a
-//! crash; the walk reads 61 bytes per batch, not records.
+//! offset, marker offset). It is rebuilt on open from every batch header (open's one
+//! walk of each segment, see [`super::recovery`], plus a read of each marker's key), so
+//! it can never disagree with the log after a crash; the walk reads headers, not records.
 //!
 //! A transaction closed by a marker stays "unstable" until the marker is below the
 //! high watermark (durable): otherwise a read_committed consumer could see data
@@ -125,17 +125,13 @@ impl TxnIndex {
         true
     }
 
-    /// Rebuilds the index from every batch of `segments`, oldest first. `on_batch` sees
-    /// every header on the way: open derives the leader epoch cache from the same walk.
-    pub fn rebuild(
-        segments: &BTreeMap<i64, Segment>,
-        mut on_batch: impl FnMut(&BatchHeader),
-    ) -> Result<TxnIndex> {
+    /// Rebuilds the index from every batch of `segments`, oldest first (a follower's
+    /// truncation below what it can undo; open feeds the index from its own walk).
+    pub fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<TxnIndex> {
         let mut index = TxnIndex::default();
         for segment in segments.values() {
             let mut found: Vec<(BatchHeader, u64)> = Vec::new();
             segment.walk_headers(0, |h, at| {
-                on_batch(h);
                 if h.is_transactional() {
                     found.push((*h, at));
                 }
@@ -150,11 +146,16 @@ impl TxnIndex {
                 }
             }
         }
-        // Everything recovered is durable: nothing is merely "completing". (A caller
-        // that truncates below the high watermark rebuilds again, so this is safe.)
-        index.completing.clear();
-        index.settled_below = segments.values().next_back().map_or(0, Segment::next_offset);
+        index.settle_all(segments.values().next_back().map_or(0, Segment::next_offset));
         Ok(index)
+    }
+
+    /// After a rebuild from a log whose end is `log_end_offset`: everything recovered is
+    /// durable, so nothing is merely "completing". (A caller that truncates below the
+    /// high watermark rebuilds again, so this is safe.)
+    pub(super) fn settle_all(&mut self, log_end_offset: i64) {
+        self.completing.clear();
+        self.settled_below = log_end_offset;
     }
 }
 
