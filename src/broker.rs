@@ -75,15 +75,17 @@ impl Broker {
         // `__transaction_state-0` outside the image) are removed here: their state is
         // lost once (see `txn::store`).
         let mut keep = HashSet::new();
+        let mut local = Vec::new();
         let me = broker.config.node_id;
         for topic in image.topics.values() {
             // Only this node's replicas: a partition placed elsewhere has no log here.
             for (p, _) in topic.partitions.iter().enumerate().filter(|(_, p)| p.replicas.contains(&me)) {
                 let tp = TopicPartition::new(&topic.name, p as i32);
                 keep.insert(tp.dir_name());
-                broker.logs.open(&tp, broker.log_config(topic))?;
+                local.push((tp, broker.log_config(topic)));
             }
         }
+        broker.logs.open_all(&local)?;
         broker.logs.remove_orphans(&keep)?;
         // Roles before the first request: a leader serves from its first moment.
         broker.replicas.ensure_current(&broker);

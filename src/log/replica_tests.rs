@@ -547,3 +547,32 @@ fn open_replays_producers_transactions_and_epochs_from_its_one_walk() {
     let log = open(dir.path());
     assert_eq!(state(&log), before_last, "after the last batch was torn");
 }
+
+/// Startup opens every local log on several threads: each comes back with what was
+/// written, partitions already open are left alone, and a new one is created.
+#[test]
+fn open_all_opens_many_logs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tps: Vec<_> = (0..9).map(|i| TopicPartition::new("t", i)).collect();
+    let mgr = LogManager::new(dir.path()).unwrap();
+    for (i, tp) in tps.iter().enumerate() {
+        let p = mgr.open(tp, tiny_config()).unwrap();
+        for n in 0..i {
+            mgr.append(&p, &mut batch(1, 1_000 + n as i64), 0).unwrap();
+        }
+    }
+    mgr.close().unwrap();
+    drop(mgr);
+
+    let mgr = LogManager::new(dir.path()).unwrap();
+    let kept = mgr.open(&tps[3], tiny_config()).unwrap();
+    let mut all: Vec<_> = tps.iter().map(|tp| (tp.clone(), tiny_config())).collect();
+    all.push((TopicPartition::new("new", 0), tiny_config()));
+    mgr.open_all(&all).unwrap();
+    for (i, tp) in tps.iter().enumerate() {
+        assert_eq!(mgr.get(tp).unwrap().log_end_offset(), i as i64, "{tp:?}");
+    }
+    assert!(Arc::ptr_eq(&kept, &mgr.get(&tps[3]).unwrap()), "an open partition is not opened again");
+    assert_eq!(mgr.get_by_name("new", 0).unwrap().log_end_offset(), 0);
+    mgr.close().unwrap();
+}
