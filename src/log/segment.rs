@@ -503,6 +503,11 @@ impl Segment {
         ChunkReader::new(&self.log, self.size_bytes, chunk_bytes)
     }
 
+    /// A reader for walking the segment's batch headers ([`ChunkReader::header_walk`]).
+    fn header_reader(&self) -> ChunkReader<'_> {
+        ChunkReader::header_walk(&self.log, self.size_bytes)
+    }
+
     /// The batch containing `offset` and its position, found through the offset index
     /// and a short forward walk; `None` if `offset` is not in this segment.
     pub fn locate(&self, offset: i64) -> Result<Option<(BatchHeader, u64)>> {
@@ -536,7 +541,7 @@ impl Segment {
         position_bytes: u64,
         mut f: impl FnMut(&BatchHeader, u64) -> bool,
     ) -> Result<()> {
-        let mut reader = ChunkReader::header_walk(&self.log, self.size_bytes);
+        let mut reader = self.header_reader();
         let mut position_bytes = position_bytes;
         loop {
             match reader.header_at(position_bytes)? {
@@ -572,7 +577,7 @@ impl Segment {
             .last_entry()
             .unwrap_or((self.base_offset, 0));
         let mut position_bytes = u64::from(start);
-        let mut reader = ChunkReader::header_walk(&self.log, self.size_bytes);
+        let mut reader = self.header_reader();
         loop {
             match reader.header_at(position_bytes)? {
                 HeaderAt::Batch(h) if h.base_offset >= next_offset && h.last_offset_delta >= 0 => {
