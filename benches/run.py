@@ -387,21 +387,30 @@ def run_restart(kind: str, cfg: dict, work: Path, sluice_bin: Path | None) -> di
         # header per batch, so this is the harder of the two shapes.
         r["produce"] = rdkafka_peak(b, "restart16", cfg["w5_bytes"] // RECORD_BYTES, 1800,
                                     batch_bytes=16384)
-        on_disk = dir_bytes(b.data_dir)
-        b.kill9()
-        b.start_timeout_s = 180
-        b.start()
-        r["w5_restart"] = {"data_dir_bytes": on_disk, "start_s": b.start_s,
-                           "rss_after_restart": proc_status(b.proc.pid)}
-        log(f"{kind}/restart: {on_disk / GIB:.2f} GiB on disk, ready again in "
-            f"{b.start_s * 1000:.0f} ms")
+        r["w5_restart"] = w = restart_after_kill9(b)
+        log(f"{kind}/restart: {w['data_dir_bytes'] / GIB:.2f} GiB on disk, ready again in "
+            f"{w['start_s'] * 1000:.0f} ms")
     except Exception as e:  # noqa: BLE001
-        r["errors"]["broker"] = f"{type(e).__name__}: {e}"[:4000]
-        log(f"{kind}/restart: FAILED: {e}")
+        broker_failed(r, f"{kind}/restart", e)
     finally:
         b.stop()
         r["broker_log_tail"] = b.log_tail(15) if r["errors"] else ""
     return r
+
+
+def restart_after_kill9(b: brokers.Broker) -> dict:
+    """kill -9, start again on the same data: the time to the first ApiVersions."""
+    on_disk = dir_bytes(b.data_dir)
+    b.kill9()
+    b.start_timeout_s = 180
+    b.start()
+    return {"data_dir_bytes": on_disk, "start_s": b.start_s,
+            "rss_after_restart": proc_status(b.proc.pid)}
+
+
+def broker_failed(r: dict, label: str, e: Exception) -> None:
+    r["errors"]["broker"] = f"{type(e).__name__}: {e}"[:4000]
+    log(f"{label}: FAILED: {e}")
 
 
 def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | None,
@@ -506,12 +515,7 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
             # 5c' (5c proper is run_restart's, with exactly 2 GiB): everything workloads
             # 1-3 wrote. Before the 1,000-partition topic exists, so this times recovery
             # of data, not the creation of 1,000 partition dirs.
-            on_disk = dir_bytes(b.data_dir)
-            b.kill9()
-            b.start_timeout_s = 180
-            b.start()
-            return {"data_dir_bytes": on_disk, "start_s": b.start_s,
-                    "rss_after_restart": proc_status(b.proc.pid)}
+            return restart_after_kill9(b)
         step("w5_restart", restart)
 
         def many():
@@ -531,8 +535,7 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
                     "killed_after_s": cfg["stop_max_s"] if b.proc.returncode == -9 else None}
         step("stop", stop)
     except Exception as e:  # noqa: BLE001
-        r["errors"]["broker"] = f"{type(e).__name__}: {e}"[:4000]
-        log(f"{kind}/{row}: FAILED: {e}")
+        broker_failed(r, f"{kind}/{row}", e)
     finally:
         b.stop()
         r["broker_log_tail"] = b.log_tail(15) if r["errors"] else ""
