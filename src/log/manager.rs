@@ -365,7 +365,7 @@ impl LogManager {
         let queue = Arc::new(FlushQueue::default());
         let (progress, _) = watch::channel(0u64);
         let dir_handle = Arc::new(File::open(dir)?);
-        let space = DiskSpace::for_dir(File::open(dir)?)?;
+        let space = DiskSpace::for_dir(dir_handle.try_clone()?)?;
         tracing::debug!(dir = %dir.display(), reserve_bytes = space.reserve_bytes(), "appends stop short of this much free space");
         let mgr = Arc::new(LogManager {
             dir: dir.to_path_buf(),

@@ -133,7 +133,7 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
             // ack waits for the fsync of every earlier segment. Kafka keeps gaps too.
             cut = !last && truncated;
         } else {
-            walk_with_markers(&segment, 0, |h, marker| replay.on_batch(h, marker))?;
+            segment.walk_headers_with_markers(0, |h, marker| replay.on_batch(h, marker))?;
         }
         segments.insert(base, segment);
     }
@@ -350,7 +350,7 @@ pub(super) fn rebuild_producers(
         } else {
             0
         };
-        walk_with_markers(segment, start_bytes, |h, marker| replay_producer(&mut producers, h, marker))?;
+        segment.walk_headers_with_markers(start_bytes, |h, marker| replay_producer(&mut producers, h, marker))?;
     }
     Ok(producers)
 }
@@ -358,7 +358,7 @@ pub(super) fn rebuild_producers(
 fn replay_all(segments: &BTreeMap<i64, Segment>) -> Result<ProducerStateManager> {
     let mut producers = ProducerStateManager::new();
     for segment in segments.values() {
-        walk_with_markers(segment, 0, |h, marker| replay_producer(&mut producers, h, marker))?;
+        segment.walk_headers_with_markers(0, |h, marker| replay_producer(&mut producers, h, marker))?;
     }
     Ok(producers)
 }
@@ -372,8 +372,8 @@ fn replay_producer(producers: &mut ProducerStateManager, h: &BatchHeader, marker
     }
 }
 
-/// A control batch's bytes (its key says commit or abort, its value carries the
-/// coordinator epoch): one small read per marker; data batches are known by header.
+/// A control batch's bytes, read through a second handle (recovery borrows the segment
+/// mutably; [`Segment::walk_headers_with_markers`] is the same for a shared one).
 fn read_marker(h: &BatchHeader, at: u64, file: &File) -> Result<Option<bytes::BytesMut>> {
     Ok(match h.is_control() {
         true => Some(segment::pread_exact(file, at, h.total_bytes())?),
@@ -381,22 +381,3 @@ fn read_marker(h: &BatchHeader, at: u64, file: &File) -> Result<Option<bytes::By
     })
 }
 
-/// Walks `segment`'s batch headers from `position_bytes`, with each marker's bytes.
-fn walk_with_markers(
-    segment: &Segment,
-    position_bytes: u64,
-    mut f: impl FnMut(&BatchHeader, Option<&[u8]>),
-) -> Result<()> {
-    let mut failed = None;
-    segment.walk_headers(position_bytes, |h, at| match read_marker(h, at, segment.log_file()) {
-        Ok(marker) => {
-            f(h, marker.as_deref());
-            true
-        }
-        Err(e) => {
-            failed = Some(e);
-            false
-        }
-    })?;
-    failed.map_or(Ok(()), Err)
-}

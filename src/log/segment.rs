@@ -560,6 +560,34 @@ impl Segment {
         }
     }
 
+    /// [`Self::walk_headers`] over every batch from `position_bytes`, with a control
+    /// batch's bytes (a marker's key says commit or abort, its value carries the
+    /// coordinator epoch): one small read per marker; data batches are known by header.
+    pub fn walk_headers_with_markers(
+        &self,
+        position_bytes: u64,
+        mut f: impl FnMut(&BatchHeader, Option<&[u8]>),
+    ) -> Result<()> {
+        let mut failed = None;
+        self.walk_headers(position_bytes, |h, at| {
+            if !h.is_control() {
+                f(h, None);
+                return true;
+            }
+            match self.read_bytes(at, h.total_bytes()) {
+                Ok(marker) => {
+                    f(h, Some(&marker));
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Loads a segment the checkpoint says was durable: checks both indexes, then walks
     /// headers from the last index entry to the end to learn `next_offset`. Returns false
     /// (and leaves the caller to run [`Segment::recover`]) if anything looks wrong.

@@ -130,21 +130,7 @@ impl TxnIndex {
     pub fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<TxnIndex> {
         let mut index = TxnIndex::default();
         for segment in segments.values() {
-            let mut found: Vec<(BatchHeader, u64)> = Vec::new();
-            segment.walk_headers(0, |h, at| {
-                if h.is_transactional() {
-                    found.push((*h, at));
-                }
-                true
-            })?;
-            for (h, at) in found {
-                if h.is_control() {
-                    let batch = segment.read_bytes(at, h.total_bytes())?;
-                    index.apply(&h, &batch);
-                } else {
-                    index.apply(&h, &[]);
-                }
-            }
+            segment.walk_headers_with_markers(0, |h, marker| index.apply(h, marker.unwrap_or_default()))?;
         }
         index.settle_all(segments.values().next_back().map_or(0, Segment::next_offset));
         Ok(index)
