@@ -105,7 +105,7 @@ def table(res: dict) -> str:
             ("1e", kf, sf, DUR_FSYNC, fs, "fsync'd 1 MiB writes"),
             ("1f", kt, st, DUR_TMPFS, lo, "loopback TCP")):
         k, s = get(row_k, "w1r", "mib_per_s"), get(row_s, "w1r", "mib_per_s")
-        t.add(n, "same with a librdkafka client (confluent-kafka; librdkafka's batch.size of "
+        t.add(n, "same with a librdkafka client (benches/loadgen; librdkafka's batch.size of "
               "1 MB, other settings as above) (MiB/s)", dur, k, s, target="≥ 1.5×",
               target_ok=ratio_ok(k, s, 1.5),
               limit=f"{limit_name} {fmt(lim, 0)} MiB/s{pct(s, lim)}"
@@ -139,7 +139,7 @@ def table(res: dict) -> str:
     k, s = get(kf, "w3r", "mib_per_s"), get(sf, "w3r", "mib_per_s")
     gib = get(kf, "w3r", "bytes") or get(sf, "w3r", "bytes")
     nrec = get(kf, "w3r", "records") or get(sf, "w3r", "records")
-    t.add("3b", f"same read with a librdkafka consumer (confluent-kafka, settings below): "
+    t.add("3b", f"same read with a librdkafka consumer (benches/loadgen, settings below): "
           f"{fmt(nrec)} records = {fmt(gib / GIB if gib else None, 2)} GiB, same count for "
           f"both (MiB/s of payload)", "(data written with fsync)", k, s, target="≥ 1.5×",
           target_ok=ratio_ok(k, s, 1.5), limit=f"loopback TCP {fmt(lo, 0)} MiB/s{pct(s, lo)}"
@@ -380,10 +380,11 @@ percentiles are from its summary line, absent when the run hit its time cap.
 
 {perf_detail(res)}
 
-### Peak produce with librdkafka (rows 1e, 1f: `benches/rdkafka_peak.py`, confluent-kafka)
+### Peak produce with librdkafka (rows 1e, 1f: `sluice-loadgen produce`, benches/loadgen)
 
 Throughput from the first `produce()` to the end of the final flush (ramp-up and drain
-included), acks=all, idempotent, linger.ms=5, delivery reports for errors only.
+included), acks=all, idempotent, linger.ms=5, delivery reports for errors only; the
+client is Rust over librdkafka (the `rdkafka` crate), one `send()` per record.
 
 {rdkafka_detail(res)}
 
@@ -393,13 +394,13 @@ Both read the librdkafka produce run's topic (16 partitions) with `assign()` fro
 start up to the end offsets taken at the start, no group membership; sluice reads as many
 records as Kafka did. Row 3 is `benches/java/BenchClient.java consume` (Java consumer,
 default settings: `fetch.max.bytes` 50 MiB, `max.partition.fetch.bytes` 1 MiB,
-`max.poll.records` 500, `check.crcs=true`). Row 3b is `benches/rdkafka_consume.py`
-(confluent-kafka = librdkafka), the same settings for both brokers: `fetch.max.bytes`
-64 MiB, `max.partition.fetch.bytes` 8 MiB, `receive.message.max.bytes` 65 MiB,
+`max.poll.records` 500, `check.crcs=true`). Row 3b is `sluice-loadgen consume`
+(benches/loadgen: Rust over librdkafka), the same settings for both brokers: `fetch.max.bytes`
+16 MiB, `max.partition.fetch.bytes` 8 MiB, `receive.message.max.bytes` 17 MiB,
 `queued.max.messages.kbytes` 1 GiB, `queued.min.messages` 1,000,000,
-`fetch.wait.max.ms` 100, `check.crcs` false (librdkafka's default), `consume()` in batches
-of 10,000 with only the payload lengths summed per record; its time runs from the first
-`consume()` to the last record. Broker CPU share is broker CPU seconds over read seconds:
+`fetch.wait.max.ms` 100, `check.crcs` false (librdkafka's default), records taken in batches
+of 10,000 (`rd_kafka_consume_batch_queue`) with only their lengths summed; its time runs
+from the first batch call to the last record. Broker CPU share is broker CPU seconds over read seconds:
 near 100% means the broker's core was the limit, a consumer near 100% of its core means
 the client was.
 

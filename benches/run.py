@@ -316,21 +316,29 @@ def producer_perf(b: brokers.Broker, topic: str, records: int, max_s: float) -> 
     return res
 
 
-COMPAT_PY = REPO / "compat" / ".cache" / "venv" / "bin" / "python"
+LOADGEN_DIR = BENCH_DIR / "loadgen"
+LOADGEN = CACHE / "loadgen-target" / "release" / "sluice-loadgen"
+
+
+def ensure_loadgen() -> Path:
+    """benches/loadgen (the librdkafka load generator), built once into benches/.cache."""
+    print("[bench] building benches/loadgen (librdkafka; the first build takes a minute)",
+          flush=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet",
+                    "--manifest-path", str(LOADGEN_DIR / "Cargo.toml")], check=True,
+                   env={**os.environ, "CARGO_TARGET_DIR": str(CACHE / "loadgen-target")})
+    return LOADGEN
 
 
 def rdkafka_peak(b: brokers.Broker, topic: str, records: int, max_s: float,
                  batch_bytes: int | None = None) -> dict:
-    """benches/rdkafka_peak.py (confluent-kafka = librdkafka) on the load-generator core."""
-    if not COMPAT_PY.exists():
-        raise RuntimeError(f"{COMPAT_PY} missing: run compat/install.sh (confluent-kafka)")
-    cmd = ["taskset", "-c", LOADGEN_CPU, str(COMPAT_PY), str(BENCH_DIR / "rdkafka_peak.py"),
-           b.bootstrap, topic, str(records), str(max_s),
-           *([str(batch_bytes)] if batch_bytes else [])]
+    """`sluice-loadgen produce` (librdkafka) on the load-generator core."""
+    cmd = ["taskset", "-c", LOADGEN_CPU, str(LOADGEN), "produce", b.bootstrap, topic,
+           str(records), str(max_s), *([str(batch_bytes)] if batch_bytes else [])]
     cpu0 = cpu_seconds(b.proc.pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    res = last_json(run_tool(cmd, max_s + 120, "rdkafka_peak"))
+    res = last_json(run_tool(cmd, max_s + 120, "sluice-loadgen produce"))
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = cpu_seconds(b.proc.pid) - cpu0
@@ -343,19 +351,19 @@ def rdkafka_peak(b: brokers.Broker, topic: str, records: int, max_s: float,
 
 
 def rdkafka_consume(b: brokers.Broker, topic: str, max_records: int | None) -> dict:
-    """benches/rdkafka_consume.py (librdkafka catch-up read) on the load-generator core."""
-    if not COMPAT_PY.exists():
-        raise RuntimeError(f"{COMPAT_PY} missing: run compat/install.sh (confluent-kafka)")
-    cmd = ["taskset", "-c", LOADGEN_CPU, str(COMPAT_PY), str(BENCH_DIR / "rdkafka_consume.py"),
-           b.bootstrap, topic, "900", *([str(max_records)] if max_records else [])]
+    """`sluice-loadgen consume` (librdkafka catch-up read) on the load-generator core."""
+    cmd = ["taskset", "-c", LOADGEN_CPU, str(LOADGEN), "consume", b.bootstrap, topic, "900",
+           *([str(max_records)] if max_records else [])]
     cpu0 = cpu_seconds(b.proc.pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    res = last_json(run_tool(cmd, 1000, "rdkafka_consume"))
+    res = last_json(run_tool(cmd, 1000, "sluice-loadgen consume"))
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.get("keyed_records"):
+        raise RuntimeError("records carry keys: the MiB/s of workload 1 would leave them out")
     res.update({"topic": topic, "broker_cpu_s": cpu_seconds(b.proc.pid) - cpu0,
-                # Includes the interpreter's start and the metadata look-ups.
+                # Includes the client's start and the metadata look-ups.
                 "client_cpu_s": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
                 "client_wall_s": wall})
     return res
@@ -601,6 +609,7 @@ def main() -> int:
         sys.exit(f"no sluice binary at {sluice_bin}: run `cargo build --release` first")
     t_start = time.perf_counter()
     compile_client()
+    ensure_loadgen()
 
     run_dir = CACHE / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
