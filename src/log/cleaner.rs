@@ -324,7 +324,7 @@ impl PartitionLog {
         let config = self.config;
         let closed = self.closed;
         let generation = self.generation;
-        let fresh = super::recovery::open(&self.dir, config)?;
+        let fresh = super::recovery::open(&self.dir, config, super::recovery::CheckpointSync::Now)?;
         *self = fresh;
         self.closed = closed;
         // Sync handles taken before describe the old state: void them, as truncation does.

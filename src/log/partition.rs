@@ -76,7 +76,13 @@ impl PartitionLog {
     /// Opens (creating if missing) the partition directory `dir`, recovering it if it was
     /// not closed cleanly.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
-        super::recovery::open(dir, config)
+        super::recovery::open(dir, config, super::recovery::CheckpointSync::Now)
+    }
+
+    /// [`Self::open`] that leaves its checkpoint unsynced: the caller must make the log
+    /// directory durable (`syncfs`) before the log takes an append.
+    pub fn open_deferring_sync(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
+        super::recovery::open(dir, config, super::recovery::CheckpointSync::Deferred)
     }
 
     pub fn dir(&self) -> &Path {

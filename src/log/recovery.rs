@@ -13,7 +13,8 @@
 //!
 //! Open always ends by fsyncing what recovery changed and writing a checkpoint that is
 //! *not* clean, so a crash of this incarnation is recovered even if the previous one
-//! shut down cleanly.
+//! shut down cleanly. That checkpoint must be durable before the first append; startup
+//! opens many logs with [`CheckpointSync::Deferred`] and makes them all durable at once.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -62,7 +63,17 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
     Ok(bases)
 }
 
-pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
+/// Whether [`open`] makes its closing checkpoint durable itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointSync {
+    /// fsync of the checkpoint and its directory before `open` returns.
+    Now,
+    /// Written by rename only: the caller makes it durable (one `syncfs` for many
+    /// logs) before the log takes its first append.
+    Deferred,
+}
+
+pub fn open(dir: &Path, config: LogConfig, sync: CheckpointSync) -> Result<PartitionLog> {
     // A new directory is not fsynced here, nor is its parent: nothing in it needs to
     // survive a crash until data is acknowledged, and the first flush syncs both
     // (`parent_unsynced_from`, `dir_unsynced_from`). Lost, it is created again.
@@ -202,7 +213,10 @@ pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
         // Durable before any append: it replaces a clean checkpoint, which must not
         // outlive the first write after this open; or recovery cut the log, and a
         // recovery point above the cut must not come back with the old checkpoint.
-        log.checkpoint()?;
+        match sync {
+            CheckpointSync::Now => log.checkpoint()?,
+            CheckpointSync::Deferred => log.checkpoint_state(false).write_unsynced(dir)?,
+        }
     } else {
         // The saved checkpoint was not clean and its recovery point is at or below the
         // log end (recovery only cut above it), so losing this newer one costs at most
