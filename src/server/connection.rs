@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::Interest;
@@ -39,17 +41,92 @@ pub enum FrameError {
     OverMemoryPool { size: usize, max: usize },
 }
 
+/// Frames at least this large are read into recycled buffers (see [`MemoryPool`]);
+/// smaller ones are cheap to allocate.
+const RECYCLED_FRAME_MIN_BYTES: usize = 64 << 10;
+
+/// Bytes of idle frame buffers kept for reuse, in all; a buffer given back beyond it is
+/// freed. Also bounds what a burst of large requests leaves allocated afterwards.
+const IDLE_BUFFERS_MAX_BYTES: usize = 32 << 20;
+
 /// Request bytes admitted into memory, shared by every connection. A frame takes
 /// its size in permits before its body is allocated and gives them back when its
 /// response has been written, so slow responses throttle reading, not memory.
+///
+/// Large frame bodies are read into buffers that come back here when the frame's last
+/// `Bytes` is dropped, and are reused: a fresh allocation of a megabyte per produce
+/// request was served from newly mapped pages (glibc maps large blocks and returns
+/// them when freed), and faulting those in cost the broker more CPU than the copy
+/// from the socket.
 pub struct MemoryPool {
     permits: Arc<Semaphore>,
     capacity_bytes: usize,
+    idle: Mutex<IdleBuffers>,
+}
+
+#[derive(Default)]
+struct IdleBuffers {
+    buffers: Vec<Vec<u8>>,
+    /// Sum of their capacities.
+    bytes: usize,
 }
 
 impl MemoryPool {
     pub fn new(capacity_bytes: usize) -> MemoryPool {
-        MemoryPool { permits: Arc::new(Semaphore::new(capacity_bytes)), capacity_bytes }
+        MemoryPool {
+            permits: Arc::new(Semaphore::new(capacity_bytes)),
+            capacity_bytes,
+            idle: Mutex::new(IdleBuffers::default()),
+        }
+    }
+
+    /// An empty buffer with room for `len` bytes: the smallest idle one that fits, or
+    /// a new one rounded up to an eighth of `len`'s power of two (at most 12.5% over),
+    /// so that the next, slightly larger request still fits it.
+    fn take_buffer(&self, len: usize) -> Vec<u8> {
+        let mut idle = self.idle.lock();
+        let fitting = idle.buffers.iter().enumerate().filter(|(_, b)| b.capacity() >= len);
+        if let Some(i) = fitting.min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i) {
+            let buffer = idle.buffers.swap_remove(i);
+            idle.bytes -= buffer.capacity();
+            return buffer;
+        }
+        drop(idle);
+        let step = (len.next_power_of_two() / 8).max(1);
+        Vec::with_capacity(len.div_ceil(step) * step)
+    }
+
+    fn give_back(&self, mut buffer: Vec<u8>) {
+        let mut idle = self.idle.lock();
+        if idle.bytes + buffer.capacity() <= IDLE_BUFFERS_MAX_BYTES {
+            buffer.clear();
+            idle.bytes += buffer.capacity();
+            idle.buffers.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    fn idle_bytes(&self) -> usize {
+        self.idle.lock().bytes
+    }
+}
+
+/// A frame body in a recycled buffer: back to its pool when the last `Bytes` viewing
+/// it (the frame, or a record set sliced from it) is dropped.
+struct RecycledFrame {
+    buffer: Vec<u8>,
+    pool: Arc<MemoryPool>,
+}
+
+impl AsRef<[u8]> for RecycledFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for RecycledFrame {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buffer));
     }
 }
 
@@ -59,7 +136,7 @@ impl MemoryPool {
 pub async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     max_bytes: usize,
-    pool: &MemoryPool,
+    pool: &Arc<MemoryPool>,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
     let mut len_buf = [0u8; 4];
     match stream.read_exact(&mut len_buf).await {
@@ -71,17 +148,30 @@ pub async fn read_frame(
     if len < 0 {
         return Err(FrameError::Negative(len));
     }
-    if len as usize > max_bytes {
+    let len = len as usize;
+    if len > max_bytes {
         return Err(FrameError::TooLarge { size: len as i64, max: max_bytes });
     }
-    if len as usize > pool.capacity_bytes {
-        return Err(FrameError::OverMemoryPool { size: len as usize, max: pool.capacity_bytes });
+    if len > pool.capacity_bytes {
+        return Err(FrameError::OverMemoryPool { size: len, max: pool.capacity_bytes });
     }
     // At least one permit even for an empty frame, so every frame is accounted for.
     let permit = pool.permits.clone().acquire_many_owned((len as u32).max(1)).await.expect("pool never closed");
-    let mut body = BytesMut::zeroed(len as usize);
-    stream.read_exact(&mut body).await?;
-    Ok(Some((body.freeze(), permit)))
+    if len < RECYCLED_FRAME_MIN_BYTES {
+        let mut body = BytesMut::zeroed(len);
+        stream.read_exact(&mut body).await?;
+        return Ok(Some((body.freeze(), permit)));
+    }
+    let mut buffer = pool.take_buffer(len);
+    // Into the spare capacity: nothing to zero first, as every byte is read over.
+    let mut body = (&mut *stream).take(len as u64);
+    while buffer.len() < len {
+        if body.read_buf(&mut buffer).await? == 0 {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    debug_assert_eq!(buffer.len(), len);
+    Ok(Some((Bytes::from_owner(RecycledFrame { buffer, pool: pool.clone() }), permit)))
 }
 
 pub async fn serve(broker: Arc<Broker>, pool: Arc<MemoryPool>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
@@ -239,4 +329,62 @@ async fn write_chunks(out: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>, mut 
         bytes.advance(n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[tokio::test]
+    async fn large_frames_reuse_their_buffer_once_dropped() {
+        let pool = Arc::new(MemoryPool::new(16 << 20));
+        let a: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let b = vec![7u8; 290_000];
+        let mut wire = framed(&a);
+        wire.extend(framed(&b));
+        wire.extend(framed(b"small"));
+        let mut stream = &wire[..];
+
+        let (first, permit) = read_frame(&mut stream, 1 << 20, &pool).await.unwrap().unwrap();
+        assert_eq!(&first[..], &a[..]);
+        let at = first.as_ptr();
+        let records = first.slice(1_000..2_000); // a record set sliced from the frame
+        drop(first);
+        drop(permit);
+        assert_eq!(pool.idle_bytes(), 0, "a slice still views the buffer");
+        drop(records);
+        assert!(pool.idle_bytes() >= a.len(), "the last view gave it back");
+
+        let (second, _permit) = read_frame(&mut stream, 1 << 20, &pool).await.unwrap().unwrap();
+        assert_eq!(&second[..], &b[..], "all of it read over the old bytes");
+        assert_eq!(second.as_ptr(), at, "the smaller frame reused the buffer");
+        assert_eq!(pool.idle_bytes(), 0);
+
+        let (third, _permit) = read_frame(&mut stream, 1 << 20, &pool).await.unwrap().unwrap();
+        assert_eq!(&third[..], b"small");
+        assert!(read_frame(&mut stream, 1 << 20, &pool).await.unwrap().is_none(), "clean end");
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_is_an_error_and_idle_buffers_are_bounded() {
+        let pool = Arc::new(MemoryPool::new(64 << 20));
+        let mut wire = framed(&vec![1u8; 100_000]);
+        wire.truncate(50_000);
+        let mut stream = &wire[..];
+        assert!(matches!(read_frame(&mut stream, 1 << 20, &pool).await, Err(FrameError::Io(_))));
+
+        let held: Vec<_> = (0..6).map(|_| pool.take_buffer(8 << 20)).collect();
+        assert!(held.iter().all(|b| b.capacity() >= 8 << 20 && b.capacity() <= 9 << 20));
+        for b in held {
+            pool.give_back(b);
+        }
+        assert!(pool.idle_bytes() <= IDLE_BUFFERS_MAX_BYTES, "{}", pool.idle_bytes());
+        assert!(pool.idle_bytes() >= 3 * (8 << 20));
+    }
 }
