@@ -424,6 +424,9 @@ impl LogManager {
     /// one journal commit where each open paid two fsyncs. Stops at the first error.
     pub fn open_all(&self, logs: &[(TopicPartition, LogConfig)]) -> Result<()> {
         let _opening = self.opening.lock();
+        // Two threads must never open (recover) the same directory.
+        let mut seen = HashSet::with_capacity(logs.len());
+        let logs: Vec<_> = logs.iter().filter(|(tp, _)| seen.insert(tp)).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = Mutex::new(None);
         let opened = Mutex::new(Vec::with_capacity(logs.len()));
@@ -431,7 +434,7 @@ impl LogManager {
             for _ in 0..OPEN_THREADS.min(logs.len()) {
                 s.spawn(|| {
                     while failed.lock().is_none() {
-                        let Some((tp, config)) = logs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        let Some(&(tp, config)) = logs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return;
                         };
                         if self.get(tp).is_some() {

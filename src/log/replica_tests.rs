@@ -568,6 +568,7 @@ fn open_all_opens_many_logs_at_once() {
     let kept = mgr.open(&tps[3], tiny_config()).unwrap();
     let mut all: Vec<_> = tps.iter().map(|tp| (tp.clone(), tiny_config())).collect();
     all.push((TopicPartition::new("new", 0), tiny_config()));
+    all.push(all[0].clone()); // listed twice: opened once
     mgr.open_all(&all).unwrap();
     for (i, tp) in tps.iter().enumerate() {
         assert_eq!(mgr.get(tp).unwrap().log_end_offset(), i as i64, "{tp:?}");
