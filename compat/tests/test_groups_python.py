@@ -30,16 +30,22 @@ def consumer(bootstrap, group, **conf):
 def poll_values(consumers, want, timeout_s=40.0, all_assigned=False):
     """Poll each consumer in its own thread (librdkafka members polled in turn from one
     thread stall each other's rebalances, with Kafka too) until `want` distinct values
-    are read (and, with `all_assigned`, every consumer has partitions)."""
+    are read (and, with `all_assigned`, every consumer has partitions). Each thread asks
+    only its own consumer for its assignment: calling another thread's consumer from
+    the loop held one member in its revoke for over 30 s now and then, against Apache
+    Kafka as well."""
     got, errors = [], []
+    assigned = {}
     deadline = time.monotonic() + timeout_s
 
     def done():
-        return len(set(got)) >= want and (not all_assigned or all(c.assignment() for c in consumers))
+        return len(set(got)) >= want and (not all_assigned or all(assigned.get(i) for i in range(len(consumers))))
 
-    def run(c):
+    def run(i, c):
         while not done() and time.monotonic() < deadline:
             m = c.poll(0.2)
+            if all_assigned:
+                assigned[i] = bool(c.assignment())
             if m is None:
                 continue
             if m.error() is not None:
@@ -47,7 +53,7 @@ def poll_values(consumers, want, timeout_s=40.0, all_assigned=False):
             else:
                 got.append(m.value().decode())
 
-    threads = [threading.Thread(target=run, args=(c,)) for c in consumers]
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(consumers)]
     for t in threads:
         t.start()
     for t in threads:

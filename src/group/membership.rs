@@ -126,7 +126,7 @@ impl Group {
         if self.state == GroupState::PreparingRebalance {
             self.extend_initial_delay(now);
         } else {
-            self.prepare_rebalance(now);
+            self.prepare_rebalance(now, "new member joined");
         }
         self.maybe_complete_join(now);
         Reply::Wait(rx)
@@ -147,7 +147,7 @@ impl Group {
         m.profile.client_id = req.profile.client_id;
         m.session_deadline = now + m.profile.session_timeout;
         if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(now);
+            self.prepare_rebalance(now, "member rejoined");
         }
         self.maybe_complete_join(now);
         Reply::Wait(rx)
@@ -309,11 +309,12 @@ impl Group {
                 m.assignment = Bytes::new();
                 m.answer_sync(SyncResult::error(e));
             }
-            self.prepare_rebalance(now);
+            self.prepare_rebalance(now, "storing the assignment failed");
             self.maybe_complete_join(now);
             return;
         }
         self.state = GroupState::Stable;
+        tracing::info!(group = %self.id, generation, members = self.members.len(), "group stable");
         let (pt, pn) = (self.protocol_type.clone(), self.protocol_name.clone());
         for m in self.members.values_mut() {
             m.session_deadline = now + m.profile.session_timeout;

@@ -356,7 +356,9 @@ impl Group {
     }
 
     /// Enter PreparingRebalance (Kafka's `prepareRebalance`).
-    pub(super) fn prepare_rebalance(&mut self, now: Instant) {
+    pub(super) fn prepare_rebalance(&mut self, now: Instant, reason: &str) {
+        tracing::info!(group = %self.id, state = self.state.name(), generation = self.generation,
+            members = self.members.len(), reason, "preparing to rebalance");
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -414,6 +416,8 @@ impl Group {
             self.leader = self.members.values().min_by_key(|m| m.joined_seq).map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
+        tracing::info!(group = %self.id, generation = self.generation, members = self.members.len(),
+            leader = self.leader.as_deref().unwrap_or_default(), "group joined: awaiting the leader's assignment");
         let timeout = self.members.values().map(|m| m.profile.rebalance_timeout).max().unwrap_or_default();
         self.sync_deadline = Some(now + timeout);
         let all = self.joined_members();
@@ -483,7 +487,7 @@ impl Group {
     /// `removeMemberAndUpdateGroup`).
     pub(super) fn after_removal(&mut self, now: Instant) {
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now),
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, "member removed"),
             GroupState::PreparingRebalance => self.maybe_complete_join(now),
             GroupState::Empty | GroupState::Dead => {}
         }

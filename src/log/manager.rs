@@ -824,7 +824,10 @@ fn flush_one(p: &Partition) {
     }) else {
         return; // deleted meanwhile
     };
-    match files.iter().try_for_each(|f| f.sync_data()) {
+    let started = std::time::Instant::now();
+    let synced = files.iter().try_for_each(|f| f.sync_data());
+    SLOW_FSYNCS.observe(started.elapsed(), || p.tp.dir_name());
+    match synced {
         Ok(()) => publish_durable(p, upto, generation),
         Err(e) => fail_durability(p, &e),
     }
@@ -839,9 +842,49 @@ fn flush_many(batch: &[Arc<Partition>], fs: &File) {
             marks.push((p, mark));
         }
     }
-    match sync_filesystem(fs) {
+    let started = std::time::Instant::now();
+    let synced = sync_filesystem(fs);
+    SLOW_FSYNCS.observe(started.elapsed(), || format!("syncfs of {} partitions", marks.len()));
+    match synced {
         Ok(()) => marks.into_iter().for_each(|(p, (upto, generation))| publish_durable(p, upto, generation)),
         Err(e) => marks.into_iter().for_each(|(p, _)| fail_durability(p, &e)),
+    }
+}
+
+/// An fsync slower than this is reported: every acknowledgement waiting on it is late
+/// by as much, so a produce latency spike that matches one is the disk's.
+const SLOW_FSYNC: Duration = Duration::from_millis(20);
+
+/// Slow fsyncs, reported at most once a second with how many there were since the
+/// last report, so a struggling disk is visible without a log line per flush.
+struct SlowFsyncs {
+    /// Milliseconds since `epoch` of the last report.
+    last_report_ms: AtomicI64,
+    since_report: std::sync::atomic::AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+static SLOW_FSYNCS: SlowFsyncs = SlowFsyncs {
+    last_report_ms: AtomicI64::new(i64::MIN),
+    since_report: std::sync::atomic::AtomicU64::new(0),
+    epoch: std::sync::OnceLock::new(),
+};
+
+impl SlowFsyncs {
+    fn observe<D: std::fmt::Display>(&self, took: Duration, what: impl FnOnce() -> D) {
+        if took < SLOW_FSYNC {
+            return;
+        }
+        let count = self.since_report.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = self.epoch.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64;
+        let last = self.last_report_ms.load(Ordering::Relaxed);
+        if last != i64::MIN && now_ms - last < 1_000 {
+            return;
+        }
+        if self.last_report_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.since_report.fetch_sub(count, Ordering::Relaxed);
+            tracing::warn!(took_ms = took.as_millis() as u64, slow_since_last_report = count, flush = %what(), "slow fsync");
+        }
     }
 }
 
