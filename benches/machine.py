@@ -11,6 +11,12 @@
   by ``fdatasync``: the cost of one fsync per batch, which is what Kafka with
   ``flush.messages=1`` pays per partition append.
 
+* ``FsyncProbe``: small write + ``fdatasync`` every 10 ms in a background thread while
+  a broker runs the fixed-rate workload, in the same filesystem: how long the disk itself
+  took to fsync during that broker's window. A produce latency spike at the same size
+  as a probe stall is the disk's, not the broker's (on this machine's virtual disk, an
+  idle probe alone sees stalls of 30-200 ms in most 30 s windows).
+
 Every loop stops after its time budget or its byte budget, whichever comes first.
 Run directly for a quick look: ``python3 benches/machine.py DIR``.
 """
@@ -21,6 +27,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +105,50 @@ def fsync_write_bandwidth(directory: Path, seconds: float, block_bytes: int = MI
 def fsync_rate(directory: Path, seconds: float, block_bytes: int = 16 << 10) -> dict:
     """Small appends each followed by fdatasync: the per-fsync cost."""
     return fsync_write_bandwidth(directory, seconds, block_bytes=block_bytes)
+
+
+class FsyncProbe:
+    """Appends ``block_bytes`` and fdatasyncs it every ``period_s`` in a thread, from
+    ``__enter__`` to ``__exit__``, recording how long each fdatasync took."""
+
+    def __init__(self, directory: Path, period_s: float = 0.010, block_bytes: int = 4096):
+        self.path = Path(directory) / "fsync-latency-probe.bin"
+        self.period_s, self.block = period_s, os.urandom(block_bytes)
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, fsync ms)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            t0 = time.perf_counter()
+            while not self._stop.wait(self.period_s):
+                os.write(fd, self.block)
+                start = time.perf_counter()
+                os.fdatasync(fd)
+                self.samples.append((start - t0, (time.perf_counter() - start) * 1000))
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "FsyncProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def stats(self, skip_s: float = 0.0, stall_ms: float = 20.0) -> dict:
+        """Percentiles of the fsyncs that started ``skip_s`` or later (the warm-up
+        excluded), and how many took ``stall_ms`` or longer."""
+        lat = sorted(ms for at, ms in self.samples if at >= skip_s)
+        if not lat:
+            return {"count": 0}
+        pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))]  # noqa: E731
+        return {"count": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+                "p999_ms": pick(0.999), "max_ms": lat[-1],
+                "stalls": sum(1 for ms in lat if ms >= stall_ms), "stall_ms": stall_ms}
 
 
 def describe() -> dict:

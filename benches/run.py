@@ -467,11 +467,18 @@ def run_broker(kind: str, row: str, cfg: dict, work: Path, sluice_bin: Path | No
         r["w2_rate"] = rate
 
         def fixed():
-            out = run_tool(java("BenchClient", "fixed-rate", b.bootstrap, topic, f"{rate:.1f}",
-                                cfg["w2_warmup_s"], cfg["w2_measure_s"], RECORD_BYTES,
-                                heap="1g"),
-                           (cfg["w2_warmup_s"] + cfg["w2_measure_s"]) * 3 + 120, "fixed-rate")
-            return last_json(out)
+            # The disk's own fsync latency beside the run, from the same filesystem.
+            with machine.FsyncProbe(work) as probe:
+                out = run_tool(java("BenchClient", "fixed-rate", b.bootstrap, topic,
+                                    f"{rate:.1f}", cfg["w2_warmup_s"], cfg["w2_measure_s"],
+                                    RECORD_BYTES, heap="1g"),
+                               (cfg["w2_warmup_s"] + cfg["w2_measure_s"]) * 3 + 120,
+                               "fixed-rate")
+            result = last_json(out)
+            # The JVM start comes before the warm-up; skipping the warm-up alone keeps
+            # a little more than the measured window.
+            result["disk_probe"] = probe.stats(skip_s=cfg["w2_warmup_s"])
+            return result
         if not catch_up_only:
             step("w2", fixed)
 

@@ -85,7 +85,7 @@ impl Broker {
                 local.push((tp, broker.log_config(topic)));
             }
         }
-        broker.logs.open_all(&local)?;
+        broker.logs.open_all(&local, broker.config.num_recovery_threads)?;
         broker.logs.remove_orphans(&keep)?;
         // Roles before the first request: a leader serves from its first moment.
         broker.replicas.ensure_current(&broker);

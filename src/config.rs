@@ -64,6 +64,10 @@ pub struct Config {
     pub log_cleanup_policy: String,
     /// `log.retention.check.interval.ms`: how often the retention pass runs.
     pub log_retention_check_interval_ms: u64,
+    /// `num.recovery.threads.per.data.dir`: threads opening (and after a crash,
+    /// recovering) the logs at startup. Kafka's default is 2; opens mostly wait on
+    /// reads and fsyncs, and 4 made a thousand-partition restart faster here.
+    pub num_recovery_threads: usize,
     pub delete_topic_enable: bool,
     /// `log.cleaner.enable`: run the log cleaner (compaction) threads.
     pub log_cleaner_enable: bool,
@@ -174,6 +178,7 @@ impl Default for Config {
             log_retention_bytes: -1,
             log_cleanup_policy: "delete".into(),
             log_retention_check_interval_ms: 300_000,
+            num_recovery_threads: 4,
             delete_topic_enable: true,
             log_cleaner_enable: true,
             log_cleaner_threads: 1,
@@ -357,6 +362,7 @@ impl Config {
             "log.retention.hours" => self.log_retention_ms = parse_num::<i64>(key, value)? * 3_600_000,
             "log.retention.bytes" => self.log_retention_bytes = parse_num(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = positive(key, value, parse_num(key, value)?)?,
+            "num.recovery.threads.per.data.dir" => self.num_recovery_threads = positive(key, value, parse_num(key, value)?)?,
             // Resolved with the topic configs (api::topic_configs); checked here so a typo is fatal.
             "log.roll.ms" | "log.roll.hours" => {
                 positive::<i64>(key, value, parse_num(key, value)?)?;
@@ -711,6 +717,17 @@ mod tests {
         assert!(e.contains("num.partitions"), "{e}");
         assert!(c.set("num.partitions", "0").is_err());
         assert!(c.set("auto.create.topics.enable", "yes").is_err());
+    }
+
+    #[test]
+    fn recovery_threads_key_is_honoured_and_validated() {
+        let mut c = Config::default();
+        assert_eq!(c.num_recovery_threads, 4);
+        c.set("num.recovery.threads.per.data.dir", "2").unwrap();
+        assert_eq!(c.num_recovery_threads, 2);
+        assert!(c.set("num.recovery.threads.per.data.dir", "0").is_err());
+        assert!(c.set("num.recovery.threads.per.data.dir", "-1").is_err());
+        assert_eq!(c.num_recovery_threads, 2);
     }
 
     #[test]

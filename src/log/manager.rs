@@ -332,11 +332,6 @@ async fn wait_for(tx: &watch::Sender<Durable>, end_offset: i64) -> Durable {
     }
 }
 
-/// Threads opening logs at startup ([`LogManager::open_all`]; Kafka's
-/// `num.recovery.threads.per.data.dir`). Opens wait on fsyncs and reads more than
-/// they compute, so more threads than cores.
-const OPEN_THREADS: usize = 4;
-
 pub struct LogManager {
     dir: PathBuf,
     /// The log dir, open for `syncfs` (batched flushes and shutdown).
@@ -416,13 +411,14 @@ impl LogManager {
         self.load(tp, config)
     }
 
-    /// [`Self::open`] of many logs at once (startup), on [`OPEN_THREADS`] threads: an
+    /// [`Self::open`] of many logs at once (startup), on `threads` threads (Kafka's
+    /// `num.recovery.threads.per.data.dir`; more than cores pays off): an
     /// open is mostly waiting, on reads and one fdatasync after a crash, so a thousand
     /// partitions opened one by one took seconds. Each open leaves its (not clean)
     /// checkpoint unsynced and one `syncfs` makes them all durable before any log is
     /// registered, i.e. before any can take an append: after a clean shutdown that is
     /// one journal commit where each open paid two fsyncs. Stops at the first error.
-    pub fn open_all(&self, logs: &[(TopicPartition, LogConfig)]) -> Result<()> {
+    pub fn open_all(&self, logs: &[(TopicPartition, LogConfig)], threads: usize) -> Result<()> {
         let _opening = self.opening.lock();
         // Two threads must never open (recover) the same directory.
         let mut seen = HashSet::with_capacity(logs.len());
@@ -431,7 +427,7 @@ impl LogManager {
         let failed = Mutex::new(None);
         let opened = Mutex::new(Vec::with_capacity(logs.len()));
         std::thread::scope(|s| {
-            for _ in 0..OPEN_THREADS.min(logs.len()) {
+            for _ in 0..threads.clamp(1, logs.len().max(1)) {
                 s.spawn(|| {
                     while failed.lock().is_none() {
                         let Some(&(tp, config)) = logs.get(next.fetch_add(1, Ordering::Relaxed)) else {

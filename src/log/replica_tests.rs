@@ -569,7 +569,7 @@ fn open_all_opens_many_logs_at_once() {
     let mut all: Vec<_> = tps.iter().map(|tp| (tp.clone(), tiny_config())).collect();
     all.push((TopicPartition::new("new", 0), tiny_config()));
     all.push(all[0].clone()); // listed twice: opened once
-    mgr.open_all(&all).unwrap();
+    mgr.open_all(&all, 4).unwrap();
     for (i, tp) in tps.iter().enumerate() {
         assert_eq!(mgr.get(tp).unwrap().log_end_offset(), i as i64, "{tp:?}");
         // The clean checkpoints of the close are gone before anything can be appended
