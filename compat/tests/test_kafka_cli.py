@@ -43,6 +43,20 @@ def test_topic_command_create_list_describe(broker, topic, run_java):
         assert (p["Topic"], p["Leader"], p["Replicas"], p["Isr"]) == (topic, node, node, node), p
 
 
+def test_topic_command_describe_pages_partitions(broker, topic, create_topic, run_java):
+    """`--describe` goes through DescribeTopicPartitions (KIP-966) and follows its
+    cursor: two partitions a response still lists all seven of two topics once each."""
+    other = f"{topic}-b"
+    create_topic(topic, partitions=5)
+    create_topic(other, partitions=2)
+    res = tool(run_java, "TopicCommand", "--bootstrap-server", broker.bootstrap, "--describe",
+               "--topic", f"{topic}.*", "--partition-size-limit-per-response", "2")
+    rows = [dict(re.findall(r"(\w+): (\S*)", l)) for l in res.stdout.splitlines() if "Partition:" in l]
+    assert sorted((r["Topic"], int(r["Partition"])) for r in rows) == \
+        [(topic, i) for i in range(5)] + [(other, i) for i in range(2)], res.stdout
+    assert all(r["Leader"] == str(broker.node_id) for r in rows), res.stdout
+
+
 def test_console_producer_consumer_and_offsets(broker, topic, create_topic, run_java):
     create_topic(topic, partitions=1)
     b = ["--bootstrap-server", broker.bootstrap]

@@ -422,6 +422,7 @@ mod tests {
         60 => DescribeClusterRequest, 61 => DescribeProducersRequest,
         65 => DescribeTransactionsRequest, 66 => ListTransactionsRequest,
         68 => ConsumerGroupHeartbeatRequest, 69 => ConsumerGroupDescribeRequest,
+        75 => DescribeTopicPartitionsRequest,
         80 => AddRaftVoterRequest, 81 => RemoveRaftVoterRequest,
     }
 

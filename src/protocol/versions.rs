@@ -23,6 +23,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    // KIP-966 paged topic descriptions (the Java Admin client's describeTopics).
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     // The metadata quorum (raft/): answered by its leader.
     (ApiKey::DescribeQuorum, 0, 2),
     // KIP-853 voter changes (raft/voters.rs), forwarded to the quorum leader.
@@ -94,6 +96,7 @@ mod tests {
         check::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments);
         check::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments);
         check::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        check::<DescribeTopicPartitionsRequest>(ApiKey::DescribeTopicPartitions);
         check::<DescribeQuorumRequest>(ApiKey::DescribeQuorum);
         check::<AddRaftVoterRequest>(ApiKey::AddRaftVoter);
         check::<RemoveRaftVoterRequest>(ApiKey::RemoveRaftVoter);

@@ -101,6 +101,7 @@ pub async fn dispatch_from(broker: &Arc<Broker>, frame: Bytes, peer: Option<std:
         ApiKey::OffsetForLeaderEpoch => now!(OffsetForLeaderEpochRequest, api::offset_for_leader_epoch::handle),
         ApiKey::DescribeConfigs => now!(DescribeConfigsRequest, api::describe_configs::handle),
         ApiKey::DescribeCluster => now!(DescribeClusterRequest, api::describe_cluster::handle),
+        ApiKey::DescribeTopicPartitions => now!(DescribeTopicPartitionsRequest, api::describe_topic_partitions::handle),
         ApiKey::DescribeQuorum => now!(DescribeQuorumRequest, api::describe_quorum::handle),
         ApiKey::AddRaftVoter => now!(AddRaftVoterRequest, api::add_raft_voter::handle),
         ApiKey::RemoveRaftVoter => now!(RemoveRaftVoterRequest, api::remove_raft_voter::handle),

@@ -655,6 +655,15 @@ const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeFencedBrokers", Bool, 2, MAX),
 ];
 
+// DescribeTopicPartitionsRequest
+const DESCRIBE_TOPIC_PARTITIONS_TOPICS: &[Field] = &[f("Name", String, 0, MAX)];
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[Field] = &[f("TopicName", String, 0, MAX), f("PartitionIndex", Int32, 0, MAX)];
+const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
+    f("Topics", Array(DESCRIBE_TOPIC_PARTITIONS_TOPICS), 0, MAX),
+    f("ResponsePartitionLimit", Int32, 0, MAX),
+    f("Cursor", Struct(DESCRIBE_TOPIC_PARTITIONS_CURSOR), 0, MAX).null(0, MAX),
+];
+
 // DescribeProducersRequest
 const DESCRIBE_PRODUCERS_TOPICS: &[Field] = &[
     f("Name", String, 0, MAX),
@@ -780,6 +789,7 @@ pub(super) static MESSAGES: &[Message] = &[
         0,
         CONSUMER_GROUP_DESCRIBE,
     ), // newer than snapshot; see header. Snapshot max 0
+    msg(75, "DescribeTopicPartitionsRequest", 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS),
     msg(80, "AddRaftVoterRequest", 0, 0, 0, ADD_RAFT_VOTER),
     msg(81, "RemoveRaftVoterRequest", 0, 0, 0, REMOVE_RAFT_VOTER),
 ];
