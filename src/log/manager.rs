@@ -852,36 +852,44 @@ fn flush_many(batch: &[Arc<Partition>], fs: &File) {
 const SLOW_FSYNC: Duration = Duration::from_millis(20);
 
 /// Slow fsyncs, reported at most once a second with how many there were since the
-/// last report, so a struggling disk is visible without a log line per flush.
+/// last report, so a struggling disk is visible without a log line per flush. Only
+/// fsyncs that already took [`SLOW_FSYNC`] touch the lock.
 struct SlowFsyncs {
-    /// Milliseconds since `epoch` of the last report.
-    last_report_ms: AtomicI64,
-    since_report: std::sync::atomic::AtomicU64,
-    epoch: std::sync::OnceLock<std::time::Instant>,
+    /// When the last report was made (None: never), and slow fsyncs since then.
+    state: Mutex<(Option<std::time::Instant>, u64)>,
 }
 
-static SLOW_FSYNCS: SlowFsyncs = SlowFsyncs {
-    last_report_ms: AtomicI64::new(i64::MIN),
-    since_report: std::sync::atomic::AtomicU64::new(0),
-    epoch: std::sync::OnceLock::new(),
-};
+static SLOW_FSYNCS: SlowFsyncs = SlowFsyncs { state: Mutex::new((None, 0)) };
 
 impl SlowFsyncs {
-    fn observe<D: std::fmt::Display>(&self, took: Duration, what: impl FnOnce() -> D) {
+    /// Counts a slow `took`; returns the count it reported, if it reported now.
+    fn observe<D: std::fmt::Display>(&self, took: Duration, what: impl FnOnce() -> D) -> Option<u64> {
         if took < SLOW_FSYNC {
-            return;
+            return None;
         }
-        let count = self.since_report.fetch_add(1, Ordering::Relaxed) + 1;
-        let now_ms = self.epoch.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64;
-        let last = self.last_report_ms.load(Ordering::Relaxed);
-        if last != i64::MIN && now_ms - last < 1_000 {
-            return;
+        let mut state = self.state.lock();
+        state.1 += 1;
+        if state.0.is_some_and(|last| last.elapsed() < Duration::from_secs(1)) {
+            return None;
         }
-        if self.last_report_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            self.since_report.fetch_sub(count, Ordering::Relaxed);
-            tracing::warn!(took_ms = took.as_millis() as u64, slow_since_last_report = count, flush = %what(), "slow fsync");
-        }
+        let count = state.1;
+        *state = (Some(std::time::Instant::now()), 0);
+        drop(state);
+        tracing::warn!(took_ms = took.as_millis() as u64, slow_since_last_report = count, flush = %what(), "slow fsync");
+        Some(count)
     }
+}
+
+#[cfg(test)]
+#[test]
+fn slow_fsyncs_are_counted_and_reported_at_most_once_a_second() {
+    let r = SlowFsyncs { state: Mutex::new((None, 0)) };
+    assert_eq!(r.observe(Duration::from_millis(5), || "fast"), None, "fast ones are not counted");
+    assert_eq!(r.observe(SLOW_FSYNC, || "p-0"), Some(1), "the first slow one is reported");
+    assert_eq!(r.observe(SLOW_FSYNC * 3, || "p-1"), None, "within the second: counted only");
+    assert_eq!(r.observe(SLOW_FSYNC, || "p-2"), None);
+    r.state.lock().0 = Some(std::time::Instant::now() - Duration::from_secs(2));
+    assert_eq!(r.observe(SLOW_FSYNC, || "p-3"), Some(3), "the next report carries the ones between");
 }
 
 /// Publishes a flush of everything below `upto`, taken at the log's `generation`. Under
